@@ -1,0 +1,179 @@
+package guestvm
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+
+	"ftbox/guestvm/snap"
+)
+
+// snapVersion changes whenever the snapshot layout does.
+const snapVersion = 1
+
+const pageSize = 4096
+
+// save writes the whole machine state. Digest hashes exactly this stream, so
+// equal digests mean equal snapshots.
+func (m *Machine) save(w *snap.Writer) {
+	w.Tag("ftbox-guestvm")
+	w.U32(snapVersion)
+	w.U64(m.cfg.MemSize)
+	w.Raw(m.cfg.MAC[:])
+	w.Bytes([]byte(m.cfg.Bootargs))
+	w.U64(m.entry)
+	w.U64(m.fdt)
+	w.Tag("clock")
+	w.U64(m.clk.t0)
+	w.U64(m.clk.i0)
+	w.U64(m.clk.num)
+	w.U64(m.clk.den)
+	w.Tag("cpu")
+	m.cpu.Save(w)
+	w.Tag("clint")
+	m.clint.Save(w)
+	w.Tag("plic")
+	m.plic.Save(w)
+	w.Tag("uart")
+	m.uart.Save(w)
+	w.Tag("finisher")
+	m.fin.Save(w)
+	for _, t := range m.slots {
+		w.Tag("virtio")
+		t.Save(w)
+	}
+	w.Tag("outputs")
+	w.U64(m.dropped)
+	w.U32(uint32(len(m.frames)))
+	for _, f := range m.frames {
+		w.Bytes(f)
+	}
+	w.Bytes(m.console)
+	// RAM page by page, zero pages as a single flag byte: a fresh guest's
+	// RAM is mostly zeros.
+	w.Tag("ram")
+	for off := 0; off < len(m.ram); off += pageSize {
+		p := m.ram[off : off+pageSize]
+		if isZero(p) {
+			w.U8(0)
+			continue
+		}
+		w.U8(1)
+		w.Raw(p)
+	}
+	w.Tag("end")
+}
+
+func isZero(p []byte) bool {
+	for len(p) >= 8 {
+		if p[0]|p[1]|p[2]|p[3]|p[4]|p[5]|p[6]|p[7] != 0 {
+			return false
+		}
+		p = p[8:]
+	}
+	for _, b := range p {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Save returns a snapshot of the whole machine.
+func (m *Machine) Save() []byte {
+	var b bytes.Buffer
+	w := snap.NewWriter(&b)
+	m.save(w)
+	return b.Bytes() // bytes.Buffer never fails
+}
+
+// Digest is a SHA-256 over the whole machine state: registers, CSRs, memory,
+// device state, pending outputs. Primary and backup compare digests taken at
+// equal instruction counts to detect divergence.
+func (m *Machine) Digest() [32]byte {
+	h := sha256.New()
+	m.save(snap.NewWriter(h))
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
+}
+
+// Restore replaces the machine's state with a snapshot taken by Save on a
+// machine with the same configuration. On error the machine is unusable and
+// must be discarded (devices may be half restored); the snapshot is checked
+// for the layout, the configuration and every device's invariants.
+func (m *Machine) Restore(b []byte) error {
+	r := snap.NewReader(b)
+	r.Tag("ftbox-guestvm")
+	if v := r.U32(); r.Err() == nil && v != snapVersion {
+		return fmt.Errorf("restore: snapshot version %d, this build reads %d", v, snapVersion)
+	}
+	var cfg Config
+	cfg.MemSize = r.U64()
+	r.Raw(cfg.MAC[:])
+	cfg.Bootargs = string(r.Bytes(maxBootargs))
+	if r.Err() == nil && cfg != m.cfg {
+		return fmt.Errorf("restore: snapshot of a machine with config %+v into one with %+v", cfg, m.cfg)
+	}
+	m.entry = r.U64()
+	m.fdt = r.U64()
+	r.Tag("clock")
+	m.clk.t0, m.clk.i0, m.clk.num, m.clk.den = r.U64(), r.U64(), r.U64(), r.U64()
+	if r.Err() == nil && m.clk.den == 0 {
+		r.Fail(fmt.Errorf("clock rate with zero denominator"))
+	}
+	r.Tag("cpu")
+	restoreDev(r, m.cpu.Restore)
+	r.Tag("clint")
+	restoreDev(r, m.clint.Restore)
+	r.Tag("plic")
+	restoreDev(r, m.plic.Restore)
+	r.Tag("uart")
+	restoreDev(r, m.uart.Restore)
+	r.Tag("finisher")
+	restoreDev(r, m.fin.Restore)
+	for _, t := range m.slots {
+		r.Tag("virtio")
+		restoreDev(r, t.Restore)
+	}
+	r.Tag("outputs")
+	m.dropped = r.U64()
+	n := r.U32()
+	if n > maxPendingOut {
+		r.Fail(fmt.Errorf("%d pending frames", n))
+	}
+	m.frames = nil
+	for i := uint32(0); i < n && r.Err() == nil; i++ {
+		m.frames = append(m.frames, r.Bytes(65536))
+	}
+	m.console = r.Bytes(maxConsoleHeld)
+	r.Tag("ram")
+	for off := 0; off < len(m.ram) && r.Err() == nil; off += pageSize {
+		p := m.ram[off : off+pageSize]
+		switch r.U8() {
+		case 0:
+			clear(p)
+		case 1:
+			r.Raw(p)
+		default:
+			r.Fail(fmt.Errorf("bad page flag at RAM offset %#x", off))
+		}
+	}
+	r.Tag("end")
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if r.Remaining() != 0 {
+		return fmt.Errorf("restore: %d trailing bytes", r.Remaining())
+	}
+	return nil
+}
+
+func restoreDev(r *snap.Reader, f func(*snap.Reader) error) {
+	if r.Err() != nil {
+		return
+	}
+	if err := f(r); err != nil {
+		r.Fail(err)
+	}
+}

@@ -1,0 +1,2 @@
+#include "rt.h"
+int main(void){return 0;}
