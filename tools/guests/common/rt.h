@@ -95,6 +95,7 @@ extern volatile trap_hook_t trap_hook;
 extern void (*volatile timer_irq_hook)(void);
 extern void (*volatile ext_irq_hook)(uint32_t irq);  /* after PLIC claim; complete is done by the runtime */
 void trap_handler(struct trapframe *tf);
+void trap_entry(void);
 
 /* ---- UART (NS16550A) ---- */
 void uart_putc(char c);
