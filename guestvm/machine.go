@@ -165,7 +165,7 @@ func New(cfg Config) (*Machine, error) {
 	m.bus.add(UARTBase, 0x100, m.uart)
 	for i := range m.slots {
 		if i == NetSlot {
-			m.slots[i] = virtio.NewTransport(ram, m.plic, VirtioIRQ+i, m.net)
+			m.slots[i] = m.net.Transport
 		} else {
 			m.slots[i] = virtio.NewTransport(ram, m.plic, VirtioIRQ+i, nil)
 		}

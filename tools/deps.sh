@@ -8,7 +8,7 @@ pkgs=(
   qemu-system-misc     # the reference RISC-V machine (differential tests, bench baseline)
   qemu-user-static     # runs the arm64 determinism check on amd64
   device-tree-compiler # dtc checks our device tree
-  iproute2 iputils-ping tcpdump make
+  iproute2 iputils-ping tcpdump make bpftool
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -9,3 +9,16 @@
 // Determinism: the CPU reads no clock and no randomness; the instruction count
 // is exact at every instruction, so events can be injected at an exact count.
 package rv64
+
+// Where the spec leaves a choice, the hart behaves like QEMU 7.2's
+// qemu-system-riscv64 -machine virt with
+// -cpu rv64,h=false,f=false,d=false,zba=false,zbb=false,zbc=false,zbs=false,
+// sstc=false,svpbmt=false,svinval=false,svnapot=false,Zihintpause=false,
+// v=false,sscofpmf=false,marchid=0,mimpid=0 (see qemu_test.go, which checks
+// testdata/*.S against QEMU byte for byte): misaligned loads and stores
+// succeed (outside RAM they become two aligned accesses, as in QEMU's
+// softmmu); misaligned LR/SC/AMOs raise cause 4; the LR reservation is an
+// address and value and is dropped on every trap and xRET; mtval holds the
+// instruction bits on illegal instruction and 0 on EBREAK/ECALL; interrupts
+// are taken M-level first, lowest bit number first; CSR WARL masks match.
+// PMP CSRs are storage (with lock bits) only: accesses are not checked.

@@ -1,0 +1,3 @@
+// Package layout holds the test that keeps the package dependencies the way
+// DESIGN.md draws them.
+package layout
