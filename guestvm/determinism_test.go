@@ -57,7 +57,7 @@ func newNetsvc(t testing.TB) *guestvm.Machine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := guestvm.New(guestvm.Config{MemSize: 16 << 20})
+	m, err := guestvm.New(guestvm.Config{MemSize: 4 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

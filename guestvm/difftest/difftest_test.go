@@ -25,6 +25,7 @@ var (
 	flagSeeds    = flag.String("difftest.seed", "", "extra rvgen seeds: comma-separated numbers or ranges A-B")
 	flagPrograms = flag.Int("difftest.programs", 40, "number of fixed-seed programs (8 with -short)")
 	flagSeqs     = flag.Int("difftest.sequences", 100, "sequences per program")
+	flagNoQuirks = flag.Bool("difftest.noquirks", false, "generate around known QEMU 7.2 quirks (see rvgen.Options.NoQuirks)")
 )
 
 const (
@@ -73,6 +74,20 @@ func runQEMU(t *testing.T, elf string, timeout time.Duration) ([]byte, error) {
 		return stdout.Bytes(), fmt.Errorf("qemu: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.Bytes(), nil
+}
+
+// qemuExit maps runQEMU's error to the finisher outcome: a clean exit is a
+// pass, exit status N (sifive_test fail with code N) a failure with N; any
+// other error (timeout, crash) is returned.
+func qemuExit(err error) (guestvm.ExitKind, uint32, error) {
+	if err == nil {
+		return guestvm.ExitPass, 0, nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() > 0 {
+		return guestvm.ExitFail, uint32(ee.ExitCode()), nil
+	}
+	return guestvm.ExitNone, 0, err
 }
 
 // runOurs runs elf under guestvm; a panic is turned into an error so the
@@ -270,18 +285,14 @@ func locate(t *testing.T, dir string, seed uint64, opts rvgen.Options, want, got
 	var keep []string
 	inProbe := false
 	for _, l := range strings.Split(strings.TrimRight(body, "\n"), "\n") {
-		// drop the probe's own lines (between its push and pop)
-		if strings.TrimSpace(l) == ".option push" && !inProbe && strings.Contains(body, "call dump") {
+		switch {
+		case l == "# probe":
 			inProbe = true
-			continue
+		case l == "# probe end":
+			inProbe = false
+		case !inProbe:
+			keep = append(keep, l)
 		}
-		if inProbe {
-			if strings.TrimSpace(l) == ".option pop" {
-				inProbe = false
-			}
-			continue
-		}
-		keep = append(keep, l)
 	}
 	pl := strings.Split(string(pw), "\n")
 	gl := strings.Split(string(res.Console), "\n")
@@ -383,7 +394,7 @@ func TestDifferentialRandom(t *testing.T) {
 		t.Fatal(err)
 	}
 	seeds = append(seeds, extra...)
-	opts := rvgen.Options{Sequences: *flagSeqs}
+	opts := rvgen.Options{Sequences: *flagSeqs, NoQuirks: *flagNoQuirks}
 	start := time.Now()
 	var ran atomic.Int64
 	t.Cleanup(func() {
@@ -421,8 +432,8 @@ func TestDifferentialRandom(t *testing.T) {
 					msg += explain(elf, where, want, got)
 					msg += locate(t, dir, seed, opts, want, got)
 				}
-				msg += fmt.Sprintf("  kept in %s (reproduce: go run ./tools/rvgen/cmd/rvgen -seed %d -sequences %d -build)",
-					where, seed, opts.Sequences)
+				msg += fmt.Sprintf("  kept in %s (reproduce: go run ./tools/rvgen/cmd/rvgen -seed %d -sequences %d -noquirks=%v -build)",
+					where, seed, opts.Sequences, opts.NoQuirks)
 				t.Error(msg)
 			}
 		})
@@ -441,15 +452,20 @@ func TestDifferentialGuests(t *testing.T) {
 			} else if err != nil {
 				t.Fatal(err)
 			}
-			want, err := runQEMU(t, elf, 120*time.Second)
-			if err != nil {
-				t.Fatalf("%s: %v\noutput so far:\n%s", name, err, want)
+			want, qerr := runQEMU(t, elf, 120*time.Second)
+			qexit, qcode, qerr := qemuExit(qerr)
+			if qerr != nil {
+				t.Fatalf("%s: %v\noutput so far:\n%s", name, qerr, want)
 			}
 			res, err := runOurs(image, guestLimit)
-			if err != nil || !bytes.Equal(want, res.Console) {
+			if err != nil || !bytes.Equal(want, res.Console) || res.Exit != qexit || res.Code != qcode {
 				where := keep(strings.TrimSuffix(name, ".elf"), []string{elf}, want, res.Console)
-				t.Errorf("%s: guestvm exit=%v code=%d icount=%d err=%v\n%s  kept in %s",
-					name, res.Exit, res.Code, res.ICount, err, describeDiff(want, res.Console), where)
+				msg := fmt.Sprintf("%s: qemu exit=%v code=%d; guestvm exit=%v code=%d icount=%d err=%v\n",
+					name, qexit, qcode, res.Exit, res.Code, res.ICount, err)
+				if !bytes.Equal(want, res.Console) {
+					msg += describeDiff(want, res.Console)
+				}
+				t.Errorf("%s  kept in %s", msg, where)
 			}
 		})
 	}
