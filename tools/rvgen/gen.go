@@ -3,6 +3,7 @@ package rvgen
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 )
 
@@ -18,6 +19,7 @@ type gen struct {
 	keep  uint32
 	inHop bool
 	hopS  bool // the hop runs in S mode (else U)
+	paged bool // the hop runs with Sv39 translation on
 }
 
 func (g *gen) w(format string, args ...any) {
@@ -165,7 +167,12 @@ func (g *gen) sequence(i int) {
 		g.li(r, g.value())
 	}
 	n := g.between(g.opts.MinLen, g.opts.MaxLen)
+	probe := slices.Contains(g.opts.ProbeSeqs, i)
 	for k := 0; k < n; k++ {
+		g.w("# item %d.%d", i, k)
+		if probe {
+			g.probe(0x8000 + k)
+		}
 		if g.chance(0.03) {
 			if g.chance(0.5) {
 				g.ins(".option rvc")
@@ -175,6 +182,7 @@ func (g *gen) sequence(i int) {
 		}
 		g.item(0)
 	}
+	g.w("# item %d.end", i)
 	g.ins(".option norvc")
 	for r := 1; r < 32; r++ {
 		g.ins("sd %s, %d(gp)", reg(r), offRegSave+8*r)
@@ -183,6 +191,27 @@ func (g *gen) sequence(i int) {
 	g.ins("la sp, stack_top")
 	g.ins("call dump")
 	g.ins("j seq_%d", i+1)
+}
+
+// probe dumps the state like the end of a sequence, printed as sequence
+// number id, and restores every register.
+func (g *gen) probe(id int) {
+	g.w("# probe")
+	g.ins(".option push")
+	g.ins(".option norvc")
+	for r := 1; r < 32; r++ {
+		g.ins("sd %s, %d(gp)", reg(r), offRegSave+8*r)
+	}
+	g.ins("li a0, %d", id)
+	g.ins("la sp, stack_top")
+	g.ins("call dump")
+	for r := 1; r < 32; r++ {
+		if r != regGP {
+			g.ins("ld %s, %d(gp)", reg(r), offRegSave+8*r)
+		}
+	}
+	g.ins(".option pop")
+	g.w("# probe end")
 }
 
 type class int
@@ -401,13 +430,51 @@ var stores = []struct {
 	w  int
 }{{"sb", 1}, {"sh", 2}, {"sw", 4}, {"sd", 8}}
 
+// pagedAddr returns a virtual address for an access of width bytes that
+// goes through the hop's page tables: mostly the 8 test pages at
+// 0xc0000000, sometimes an unmapped, non-canonical or misaligned-superpage
+// address.
+func (g *gen) pagedAddr(width int) int64 {
+	switch g.intn(10) {
+	case 0:
+		return []int64{0x0, 0x8000000000, -0x8000000000 - 8, 0x100000000, 0xc0200000, 0xc0008000}[g.intn(6)]
+	default:
+		off := g.between(0, ScratchHi-ScratchLo-width) &^ (width - 1)
+		return 0xc0000000 + int64(g.intn(8))<<12 + int64(off)
+	}
+}
+
+func (g *gen) pagedAccess() {
+	rb := g.dst()
+	if g.chance(0.5) {
+		l := loads[g.intn(len(loads))]
+		g.li(rb, g.pagedAddr(l.w))
+		g.ins("%s %s, 0(%s)", l.op, reg(g.dstOrZero()), reg(rb))
+	} else if g.chance(0.8) || g.opts.NoQuirks {
+		s := stores[g.intn(len(stores))]
+		g.li(rb, g.pagedAddr(s.w))
+		g.ins("%s %s, 0(%s)", s.op, reg(g.src()), reg(rb))
+	} else {
+		g.li(rb, g.pagedAddr(8))
+		g.ins("amoor.d %s, %s, (%s)", reg(g.dstOrZero()), reg(g.src()), reg(rb))
+	}
+}
+
 func (g *gen) load() {
+	if g.paged && g.chance(0.5) {
+		g.pagedAccess()
+		return
+	}
 	l := loads[g.intn(len(loads))]
 	rb, imm := g.base(g.scratchTarget(l.w, g.misaligned()))
 	g.ins("%s %s, %d(%s)", l.op, reg(g.dstOrZero()), imm, reg(rb))
 }
 
 func (g *gen) store() {
+	if g.paged && g.chance(0.5) {
+		g.pagedAccess()
+		return
+	}
 	s := stores[g.intn(len(stores))]
 	rb, imm := g.base(g.scratchTarget(s.w, g.misaligned()))
 	g.ins("%s %s, %d(%s)", s.op, reg(g.src()), imm, reg(rb))
@@ -424,7 +491,7 @@ func (g *gen) amo() {
 	if g.chance(0.5) {
 		w, sfx = 8, ".d"
 	}
-	mis := !g.opts.NoMisaligned && g.chance(0.04)
+	mis := !g.opts.NoMisaligned && !g.opts.NoQuirks && g.chance(0.04)
 	rb := g.dst()
 	g.ins("addi %s, gp, %d", reg(rb), g.scratchTarget(w, mis))
 	g.ins("%s%s%s %s, %s, (%s)", op, sfx, g.ordering(), reg(g.dstOrZero()), reg(g.src()), reg(rb))
@@ -706,11 +773,21 @@ func (g *gen) csr() {
 	if (c.kind == csrRO || c.kind == csrNone) && g.chance(0.6) {
 		c = csrs[g.intn(len(csrs))] // rarer
 	}
+	for g.opts.NoQuirks && slices.Contains([]string{}, c.name) {
+		c = csrs[g.intn(len(csrs))]
+	}
 	rd := g.dstOrZero()
 	if g.chance(0.15) {
 		rd = 0
 	}
-	controlled := c.kind == csrMIE || c.kind == csrSATP || (c.kind == csrEPC && g.opts.NoImplDefined)
+	if c.kind == csrSATP && g.paged {
+		g.ins("csrr %s, satp", reg(g.dst())) // a write could unmap the code
+		return
+	}
+	// QEMU 7.2 decides whether csrrs/csrrc write a read-only CSR by the
+	// value of rs1, not by rs1 != x0 as the specification does.
+	roQuirk := c.kind == csrRO && g.opts.NoQuirks
+	controlled := c.kind == csrMIE || c.kind == csrSATP || (c.kind == csrEPC && g.opts.NoImplDefined) || roQuirk
 	switch g.intn(7) {
 	case 0, 1: // read
 		g.ins("csrr %s, %s", reg(g.dst()), c.name)
@@ -729,14 +806,20 @@ func (g *gen) csr() {
 			if c.kind == csrSATP {
 				v &= 1<<60 - 1
 			}
+			if roQuirk && v == 0 {
+				v = 1
+			}
 			g.li(rs, v)
 		}
 		g.ins("csrrs %s, %s, %s", reg(rd), c.name, reg(rs))
 	case 4: // csrrc
 		rs := g.src()
-		if c.kind == csrSATP || g.chance(0.3) {
+		if c.kind == csrSATP || roQuirk || g.chance(0.3) {
 			rs = g.dst()
 			v := g.value()
+			if roQuirk && v == 0 {
+				v = 1
+			}
 			if c.kind == csrSATP {
 				v &= 1<<60 - 1
 			}
@@ -802,7 +885,11 @@ func (g *gen) trap() {
 	case 7, 8: // access faults
 		rb := g.dst()
 		g.li(rb, unmapped[g.intn(len(unmapped))]+int64(8*g.intn(4)))
-		switch g.intn(3) {
+		k := g.intn(3)
+		if g.opts.NoQuirks {
+			k = g.intn(2)
+		}
+		switch k {
 		case 0:
 			l := loads[g.intn(len(loads))]
 			g.ins("%s %s, 0(%s)", l.op, reg(g.dst()), reg(rb))
@@ -865,12 +952,37 @@ func (g *gen) hop() {
 	t := g.dst()
 	// delegate a random set of exceptions to S, never the ecalls from U/S
 	deleg := g.r.Uint64() & (1<<0 | 1<<2 | 1<<3 | 1<<4 | 1<<5 | 1<<6 | 1<<7 | 1<<12 | 1<<13 | 1<<15)
-	if g.chance(0.3) {
-		deleg = 0
+	g.paged = !g.opts.NoPaging && g.chance(0.5)
+	if g.chance(0.3) || (g.paged && !g.hopS) {
+		deleg = 0 // the S handler is not executable through a U page
 	}
 	g.li(t, int64(deleg))
 	g.ins("csrw medeleg, %s", reg(t))
-	g.ins("csrw satp, x0")
+	if g.paged {
+		root := "pt_rootU"
+		if g.hopS {
+			root = "pt_rootS"
+		}
+		g.ins("la %s, %s", reg(t), root)
+		g.ins("srli %s, %s, 12", reg(t), reg(t))
+		g.ins("sd %s, %d(gp)", reg(t), offHopEnd) // park it
+		g.ins("li %s, %d", reg(t), -1<<63|int64(g.intn(1<<16))<<44)
+		t2 := g.dst()
+		for t2 == t {
+			t2 = g.dst()
+		}
+		g.ins("ld %s, %d(gp)", reg(t2), offHopEnd)
+		g.ins("or %s, %s, %s", reg(t), reg(t), reg(t2))
+		g.ins("csrw satp, %s", reg(t))
+		g.ins("sfence.vma")
+		// SUM and MXR
+		g.ins("li %s, 0xc0000", reg(t))
+		g.ins("csrc mstatus, %s", reg(t))
+		g.ins("li %s, 0x%x", reg(t), g.intn(4)<<18)
+		g.ins("csrs mstatus, %s", reg(t))
+	} else {
+		g.ins("csrw satp, x0")
+	}
 	g.ins("la %s, %s", reg(t), end)
 	g.ins("sd %s, %d(gp)", reg(t), offHopEnd)
 	g.ins("li %s, 0x1800", reg(t))
@@ -888,7 +1000,7 @@ func (g *gen) hop() {
 	}
 	g.w("%s:", end)
 	g.ins("ecall")
-	g.inHop = false
+	g.inHop, g.paged = false, false
 }
 
 // ---------------------------------------------------------------- data

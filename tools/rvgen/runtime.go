@@ -62,6 +62,36 @@ _start:
 	csrw pmpcfg0, t0
 	la gp, scratch+2048
 	la sp, stack_top
+	# Sv39 tables for paged hops: l0 maps 8 pages at 0xc0000000 onto the
+	# scratch page with the permissions in pt_flags; l1[0] -> l0;
+	# root[3] -> l1 in both roots.
+	la t0, pt_l0
+	la t1, scratch
+	srli t1, t1, 12
+	slli t1, t1, 10
+	la t2, pt_flags
+	li t3, 8
+1:	ld t4, 0(t2)
+	or t4, t4, t1
+	sd t4, 0(t0)
+	addi t0, t0, 8
+	addi t2, t2, 8
+	addi t3, t3, -1
+	bnez t3, 1b
+	la t0, pt_l0
+	srli t0, t0, 12
+	slli t0, t0, 10
+	ori t0, t0, 1
+	la t1, pt_l1
+	sd t0, 0(t1)
+	la t0, pt_l1
+	srli t0, t0, 12
+	slli t0, t0, 10
+	ori t0, t0, 1
+	la t1, pt_rootS
+	sd t0, 24(t1)
+	la t1, pt_rootU
+	sd t0, 24(t1)
 	la a0, str_banner
 	call puts
 	j seq_0
@@ -204,24 +234,25 @@ dump:
 	li a0, 32
 	bnez t0, 5f
 	li a0, 10
-5:	call putc
+5:	addi t0, s0, -31
+	bnez t0, 6f
+	li a0, 10
+6:	call putc
 	addi s0, s0, 1
 	addi s1, s1, 8
 	li t0, 32
 	bne s0, t0, 4b
-	li a0, 10
-	call putc
 	# FNV-1a style hash over the scratch dwords
 	addi t0, gp, -2048
 	li t1, SCRATCH_DWORDS
 	li t2, 0xcbf29ce484222325
 	li t3, 0x100000001b3
-6:	ld t4, 0(t0)
+7:	ld t4, 0(t0)
 	xor t2, t2, t4
 	mul t2, t2, t3
 	addi t0, t0, 8
 	addi t1, t1, -1
-	bnez t1, 6b
+	bnez t1, 7b
 	mv s0, t2
 	la a0, str_mem
 	call puts
@@ -237,9 +268,9 @@ dump:
 	li a0, 10
 	call putc
 	li t0, MAX_TRAPLOG
-	bleu s2, t0, 7f
+	bleu s2, t0, 2f
 	mv s2, t0
-7:	la s1, traplog
+2:	la s1, traplog
 8:	beqz s2, 9f
 	la a0, str_tcause
 	call puts
@@ -352,6 +383,30 @@ finish:
 1:	j 1b
 
 	.section .rodata
+	.p2align 3
+pt_flags:                     # V=1 R=2 W=4 X=8 U=0x10 A=0x40 D=0x80
+	.dword 0xc7               # 0: RW
+	.dword 0x43               # 1: R
+	.dword 0x07               # 2: RW, A=0 D=0
+	.dword 0x47               # 3: RW, D=0
+	.dword 0xc5               # 4: W without R (reserved)
+	.dword 0xc6               # 5: not valid
+	.dword 0xc9               # 6: X only
+	.dword 0xd7               # 7: RW, U
+
+	.data
+	.p2align 12
+pt_rootS:                     # [2] = RAM gigapage RWX, [3] -> pt_l1, [4] = misaligned gigapage
+	.dword 0, 0, 0x200000cf, 0, 0x200004cf
+	.space 4096-5*8
+pt_rootU:                     # the same with U set on the RAM gigapage
+	.dword 0, 0, 0x200000df, 0, 0x200004df
+	.space 4096-5*8
+pt_l1:                        # [0] -> pt_l0, [1] = misaligned megapage
+	.dword 0, 0x200004cf
+	.space 4096-2*8
+pt_l0:
+	.space 4096
 str_banner: .asciz "rvgen seed %[8]d\n"
 str_seq:    .asciz "seq "
 str_mem:    .asciz "mem="

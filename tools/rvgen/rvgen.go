@@ -31,6 +31,8 @@ type Options struct {
 	// NoHops disables privilege hops (mret to S or U mode, a few random
 	// instructions there, ecall back to M).
 	NoHops bool
+	// NoPaging keeps hops in Bare mode (no Sv39 page tables).
+	NoPaging bool
 	// NoMisaligned disables misaligned loads, stores and atomics.
 	NoMisaligned bool
 	// NoReserved disables reserved encodings whose handling QEMU and the
@@ -40,6 +42,21 @@ type Options struct {
 	// implementation and where QEMU has its own answer: SC after LR of
 	// another width or address, WARL reads of mepc/sepc after odd writes.
 	NoImplDefined bool
+
+	// NoQuirks avoids where QEMU 7.2 differs from the specification or
+	// shows its H extension: values of mideleg, medeleg, mie and sie (QEMU
+	// forces/keeps VS and SGEI bits), the cause of faulting or misaligned
+	// AMOs (QEMU reports load faults), csrrs/csrrc of a read-only CSR with a
+	// zero-valued rs1 (QEMU does not trap), plus everything NoImplDefined
+	// avoids.
+	// For digging past known differences; the default keeps them.
+	NoQuirks bool
+
+	// ProbeSeqs lists sequences that get a transparent dump (printed as
+	// "seq 8kkk") before each of their top-level items k, to find the first
+	// item after which two emulators disagree. Probes move code, so PCs
+	// differ from the unprobed program; the random choices do not.
+	ProbeSeqs []int
 }
 
 func (o Options) withDefaults() Options {
@@ -51,6 +68,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxLen < o.MinLen {
 		o.MaxLen = o.MinLen + 40
+	}
+	if o.NoQuirks {
+		o.NoImplDefined = true
 	}
 	return o
 }
@@ -117,3 +137,10 @@ func Build(dir string, seed uint64, opts Options) (string, error) {
 	}
 	return elf, nil
 }
+
+// QEMUCPU is the -cpu option that makes QEMU 7.2's virt hart the one guestvm
+// implements: RV64IMAC + Zicsr + Zifencei with S and U, no H, F, D, V, bit
+// manipulation, Sstc or Svpbmt. With it misa, mideleg and mie read the same on
+// both; QEMU's default CPU has H, whose bits show in those CSRs.
+const QEMUCPU = "rv64,h=false,f=false,d=false,v=false,zba=false,zbb=false,zbc=false,zbs=false," +
+	"sstc=false,svpbmt=false,svinval=false,svnapot=false,Zihintpause=false,sscofpmf=false,marchid=0,mimpid=0"

@@ -26,8 +26,10 @@ func main() {
 	flag.IntVar(&opts.MinLen, "min", 20, "minimum random items per sequence")
 	flag.IntVar(&opts.MaxLen, "max", 60, "maximum random items per sequence")
 	flag.BoolVar(&opts.NoHops, "nohops", false, "no privilege hops to S/U mode")
+	flag.BoolVar(&opts.NoPaging, "nopaging", false, "no Sv39 in privilege hops")
 	flag.BoolVar(&opts.NoMisaligned, "nomisaligned", false, "no misaligned accesses")
 	flag.BoolVar(&opts.NoReserved, "noreserved", false, "no reserved compressed encodings")
+	flag.BoolVar(&opts.NoQuirks, "noquirks", false, "avoid known QEMU 7.2 quirks (H-extension CSR bits, AMO fault causes)")
 	flag.BoolVar(&opts.NoImplDefined, "noimpldefined", false, "no implementation-defined cases")
 	flag.Parse()
 	for i := 0; i < *n; i++ {
