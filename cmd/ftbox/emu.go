@@ -39,7 +39,7 @@ func emuCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			size, err := parseSize(memSize)
+			size, err := appliance.ParseSize(memSize)
 			if err != nil {
 				return fmt.Errorf("--mem: %w", err)
 			}
@@ -100,24 +100,4 @@ func emuCmd() *cobra.Command {
 	run.Flags().BoolVar(&raw, "raw", false, "the image is a raw binary to load at 0x80000000")
 	emu.AddCommand(run)
 	return emu
-}
-
-// parseSize reads sizes like 128M, 1G, 65536.
-func parseSize(s string) (uint64, error) {
-	var n uint64
-	var unit string
-	if _, err := fmt.Sscanf(s, "%d%s", &n, &unit); err != nil {
-		if _, err2 := fmt.Sscanf(s, "%d", &n); err2 != nil {
-			return 0, fmt.Errorf("%q is not a size", s)
-		}
-		unit = ""
-	}
-	mult := map[string]uint64{"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[unit]
-	if mult == 0 {
-		return 0, fmt.Errorf("%q: unknown unit %q", s, unit)
-	}
-	if n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is too large", s)
-	}
-	return n * mult, nil
 }
