@@ -1,0 +1,407 @@
+package ftcore
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"ftbox/ftcore/logwire"
+)
+
+// Backup replays the primary's log on its own copy of the guest: it runs the
+// guest up to each entry's instruction count (never past the last count the
+// log reached) and injects the entry there, acknowledges the log it holds,
+// keeps its guest's outputs beyond the primary's released-output watermark,
+// compares digests, and goes live when the primary falls silent. It is not
+// safe for concurrent use.
+type Backup struct {
+	cfg   Config
+	m     Machine
+	ch    *channel
+	st    Status
+	ob    Outbox
+	role  Role
+	epoch uint64
+	now   time.Duration
+
+	started   bool
+	startedAt time.Duration
+
+	log       []logwire.Entry // delivered entries; log[next:] not yet applied
+	next      int
+	primaryIC uint64 // the furthest icount the log or a heartbeat reached
+
+	outN     uint64 // outputs produced by the replica
+	wm       uint64 // the primary's released-output watermark
+	buf      []heldOut
+	diverged bool
+	alarm    *logwire.DivergenceAlarm
+	exited   bool
+
+	claimEpoch uint64
+	claimAt    time.Duration
+	claimWon   bool
+	pendingLAN [][]byte
+	live       *Primary
+}
+
+// NewBackup returns the backup of a pair in epoch cfg.Epoch, replaying onto
+// m (freshly loaded with the same image as the primary's).
+func NewBackup(cfg Config, m Machine) (*Backup, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("new backup: %w", err)
+	}
+	if m == nil {
+		return nil, fmt.Errorf("new backup: no machine: %w", ErrConfig)
+	}
+	b := &Backup{cfg: cfg, m: m, role: RoleBackup, epoch: cfg.Epoch}
+	b.ch = newChannel(&b.cfg, &b.st, logwire.RoleBackup)
+	return b, nil
+}
+
+// Role returns the current role; Epoch the current epoch.
+func (b *Backup) Role() Role {
+	if b.live != nil {
+		return b.live.role
+	}
+	return b.role
+}
+
+// Epoch returns the current epoch.
+func (b *Backup) Epoch() uint64 {
+	if b.live != nil {
+		return b.live.epoch
+	}
+	return b.epoch
+}
+
+// Machine returns the guest.
+func (b *Backup) Machine() Machine { return b.m }
+
+// Diverged reports whether a digest comparison or the replay itself showed
+// that the replica no longer follows the primary.
+func (b *Backup) Diverged() bool { return b.diverged }
+
+func (b *Backup) tick(now time.Duration) {
+	if now > b.now {
+		b.now = now
+	}
+	if !b.started {
+		b.started, b.startedAt = true, now
+	}
+}
+
+func (b *Backup) setRole(now time.Duration, r Role) {
+	if r == b.role {
+		return
+	}
+	b.role = r
+	b.st.RoleChanges++
+	b.ob.Events = append(b.ob.Events, Event{Kind: EventRoleChanged, At: now, Role: r, Epoch: b.epoch, ICount: b.m.ICount()})
+}
+
+// OnLANFrame takes a frame for the guest from the LAN. Until the backup is
+// live the primary's copy is the one that counts: it is dropped (or kept, a
+// few, while going live, and injected once live).
+func (b *Backup) OnLANFrame(now time.Duration, frame []byte) error {
+	b.tick(now)
+	switch {
+	case b.live != nil:
+		return b.live.OnLANFrame(now, frame)
+	case b.role == RoleGoingLive && len(b.pendingLAN) < b.cfg.MaxQueuedInput:
+		b.pendingLAN = append(b.pendingLAN, append([]byte(nil), frame...))
+	case b.role == RoleHalted:
+		return fmt.Errorf("LAN frame: %w", ErrHalted)
+	}
+	return nil
+}
+
+// OnLogFrame takes a frame from the logging link (or the second path).
+// Once the backup has declared the primary failed it accepts nothing more:
+// it must not acknowledge log it will not replay.
+func (b *Backup) OnLogFrame(now time.Duration, frame []byte) error {
+	b.tick(now)
+	if b.role != RoleBackup || b.live != nil {
+		return nil
+	}
+	ctl, stream, err := b.ch.receive(now, frame)
+	b.log = append(b.log, stream...)
+	for _, e := range stream {
+		if ic, ok := icountOf(e); ok {
+			b.primaryIC = max(b.primaryIC, ic)
+		}
+	}
+	for _, e := range ctl {
+		if hb, ok := e.(logwire.Heartbeat); ok {
+			b.st.PeerICount = hb.ICount
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	b.st.PeerLastHeard = now
+	return nil
+}
+
+// OnArbiterReply feeds the arbiter's answer to an ArbiterRequest.
+func (b *Backup) OnArbiterReply(now time.Duration, epoch uint64, won bool, err error) error {
+	b.tick(now)
+	if b.live != nil {
+		return b.live.OnArbiterReply(now, epoch, won, err)
+	}
+	if b.claimEpoch == 0 || epoch != b.claimEpoch || b.claimWon {
+		return nil
+	}
+	if err != nil {
+		b.claimAt = now + b.cfg.ArbiterRetry
+		return nil
+	}
+	if !won {
+		b.claimEpoch = 0
+		b.setRole(now, RoleHalted)
+		return nil
+	}
+	b.claimWon = true
+	return b.maybePromote(now)
+}
+
+func (b *Backup) lastHeard() time.Duration {
+	if b.ch.heard {
+		return b.ch.lastRx
+	}
+	return b.startedAt
+}
+
+// Step does whatever is due: failure detection, replay of at most one slice
+// of instructions, heartbeats, and the go-live sequence.
+func (b *Backup) Step(now time.Duration) error {
+	b.tick(now)
+	if b.live != nil {
+		return b.live.Step(now)
+	}
+	if b.role == RoleHalted {
+		return nil
+	}
+	var errs []error
+	if b.role == RoleBackup && now-b.lastHeard() > b.cfg.Timeout {
+		b.st.FailureDetected = now
+		b.ob.Events = append(b.ob.Events, Event{Kind: EventPeerLost, At: now, Role: b.role, Epoch: b.epoch, ICount: b.m.ICount()})
+		if b.diverged {
+			b.setRole(now, RoleHalted) // a diverged replica must not take over
+			return nil
+		}
+		b.setRole(now, RoleGoingLive)
+		b.claimEpoch, b.claimAt = b.epoch+1, now
+	}
+	if b.role == RoleGoingLive && !b.claimWon && now >= b.claimAt {
+		b.ob.Arbiter = append(b.ob.Arbiter, ArbiterRequest{Epoch: b.claimEpoch, Who: b.cfg.Name})
+		b.st.ArbiterRequests++
+		b.claimAt = now + b.cfg.ArbiterRetry
+	}
+	if err := b.replay(now, b.cfg.Slice); err != nil {
+		errs = append(errs, err)
+	}
+	if b.role == RoleBackup {
+		var extra []logwire.Entry
+		if b.alarm != nil {
+			extra = append(extra, *b.alarm)
+		}
+		if err := b.ch.heartbeat(now, b.m.ICount(), extra...); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := b.maybePromote(now); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Backup) replayDone() bool { return b.next >= len(b.log) || b.diverged || b.exited }
+
+// maybePromote finishes going live once the log is replayed to its end and
+// the arbiter granted the next epoch: release the buffered outputs beyond
+// the watermark, announce, and run live.
+func (b *Backup) maybePromote(now time.Duration) error {
+	if b.role != RoleGoingLive || !b.claimWon || !b.replayDone() || b.live != nil {
+		return nil
+	}
+	for _, h := range b.buf {
+		if b.st.GoLiveFirst == 0 {
+			b.st.GoLiveFirst = h.n
+		}
+		b.ob.LAN = append(b.ob.LAN, h.frame)
+		b.st.OutputsReleased++
+	}
+	if b.st.GoLiveFirst == 0 {
+		b.st.GoLiveFirst = b.outN + 1 // nothing buffered: the next output is the first
+	}
+	b.buf = nil
+	b.epoch = b.claimEpoch
+	b.st.EpochChanges++
+	b.st.WentLive = now
+	b.ob.Events = append(b.ob.Events, Event{Kind: EventAnnounce, At: now, Role: RoleUnprotected, Epoch: b.epoch, ICount: b.m.ICount()})
+	b.setRole(now, RoleUnprotected)
+	b.live = newLive(b.cfg, b.m, b.epoch, now, b.outN)
+	b.live.exited = b.exited
+	var errs []error
+	for _, f := range b.pendingLAN {
+		errs = append(errs, b.live.OnLANFrame(now, f))
+	}
+	b.pendingLAN = nil
+	return errors.Join(errs...)
+}
+
+func (b *Backup) diverge(now time.Duration, ic uint64, local, remote [32]byte) {
+	b.diverged = true
+	b.st.DigestMismatches++
+	b.alarm = &logwire.DivergenceAlarm{ICount: ic, Local: local, Remote: remote}
+	b.ob.Events = append(b.ob.Events, Event{Kind: EventDivergence, At: now, Role: b.role, Epoch: b.epoch, ICount: ic, Local: local, Remote: remote})
+}
+
+// replay applies log entries in order, running the guest up to each one's
+// instruction count first, for at most budget instructions.
+func (b *Backup) replay(now time.Duration, budget uint64) error {
+	for b.next < len(b.log) && !b.diverged && !b.exited {
+		e := b.log[b.next]
+		if ic, ok := icountOf(e); ok {
+			cur := b.m.ICount()
+			if cur > ic {
+				b.diverge(now, ic, [32]byte{}, [32]byte{})
+				return fmt.Errorf("replay: entry %v at %d, guest already at %d: %w", e.Type(), ic, cur, ErrProtocol)
+			}
+			if cur < ic {
+				if budget == 0 {
+					break
+				}
+				why := b.m.Run(min(ic, cur+budget))
+				budget -= min(budget, b.m.ICount()-cur)
+				if fs := b.m.TakeFrames(); len(fs) > 0 {
+					b.outputs(now, fs)
+				}
+				if (why == StopIdle || why == StopExit) && b.m.ICount() < ic {
+					if why == StopExit {
+						b.exited = true
+					}
+					b.diverge(now, b.m.ICount(), [32]byte{}, [32]byte{})
+					return fmt.Errorf("replay: guest stopped (%d) at %d before the entry at %d", why, b.m.ICount(), ic)
+				}
+				continue
+			}
+		}
+		b.apply(now, e)
+		b.next++
+		b.st.LogApplied++
+	}
+	if b.next > 4096 && 2*b.next > len(b.log) {
+		b.log = slices.Clone(b.log[b.next:])
+		b.next = 0
+	}
+	return nil
+}
+
+func (b *Backup) apply(now time.Duration, e logwire.Entry) {
+	switch e := e.(type) {
+	case logwire.InputFrame, logwire.ConsoleInput, logwire.ClockSync:
+		if err := b.m.Inject(e); err != nil {
+			b.st.OutputsDropped++ // refused identically on the primary
+		}
+	case logwire.ReleasedOutput:
+		if e.Watermark > b.wm {
+			b.wm = e.Watermark
+			i := 0
+			for i < len(b.buf) && b.buf[i].n <= b.wm {
+				i++
+			}
+			clear(b.buf[:i])
+			b.buf = b.buf[i:]
+		}
+	case logwire.Digest:
+		b.st.DigestsCompared++
+		if local := b.m.Digest(); local != e.Sum {
+			b.diverge(now, e.ICount, local, e.Sum)
+		}
+	}
+}
+
+func (b *Backup) outputs(now time.Duration, frames [][]byte) {
+	for _, f := range frames {
+		b.outN++
+		b.st.OutputsProduced++
+		b.ob.Replica = append(b.ob.Replica, f)
+		if b.outN <= b.wm {
+			continue
+		}
+		if len(b.buf) >= b.cfg.MaxHeldOutputs {
+			b.buf = b.buf[1:]
+			b.st.OutputsDropped++
+		}
+		b.buf = append(b.buf, heldOut{n: b.outN, at: now, frame: f})
+	}
+}
+
+// Deadline is when Step must run next at the latest (see Primary.Deadline).
+func (b *Backup) Deadline() time.Duration {
+	if b.live != nil {
+		return b.live.Deadline()
+	}
+	if b.role == RoleHalted {
+		return 0
+	}
+	if !b.started || !b.replayDone() {
+		return b.now
+	}
+	switch b.role {
+	case RoleGoingLive:
+		if b.claimWon {
+			return b.now
+		}
+		return b.claimAt
+	}
+	d := b.ch.hbAt
+	if b.ch.sess == nil {
+		d = 0
+	}
+	return minDeadline(d, b.lastHeard()+b.cfg.Timeout+1)
+}
+
+// Outbox returns and clears what the backup has to send. A pending
+// acknowledgement goes out here, one per call however many frames arrived.
+func (b *Backup) Outbox() Outbox {
+	if b.role == RoleBackup && b.ch.ackDue {
+		b.ch.ackDue = false
+		_ = b.ch.control(false, logwire.Ack{Seq: b.ch.delivered, ICount: b.m.ICount()})
+	}
+	b.ch.takeOut(&b.ob)
+	ob := b.ob.take()
+	if b.live != nil {
+		ob.merge(b.live.Outbox())
+	}
+	return ob
+}
+
+// Status returns the counters and gauges.
+func (b *Backup) Status() Status {
+	s := b.st
+	s.Role, s.Epoch, s.ICount = b.Role(), b.Epoch(), b.m.ICount()
+	s.LogDelivered = b.ch.delivered
+	s.Watermark = b.wm
+	s.LagEntries = uint64(len(b.log) - b.next)
+	if b.primaryIC > s.ICount {
+		s.LagInstr = b.primaryIC - s.ICount
+	}
+	s.OutputsHeld = len(b.buf)
+	if len(b.buf) > 0 {
+		s.OldestHeld = b.buf[0].at
+	}
+	s.Verdicts = b.ch.verdicts()
+	if b.live != nil {
+		l := b.live.Status()
+		s.OutputsProduced += l.OutputsProduced
+		s.OutputsReleased += l.OutputsReleased - b.outN
+		s.OutputsHeld = l.OutputsHeld
+		s.InputBytes += l.InputBytes
+	}
+	return s
+}

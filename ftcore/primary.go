@@ -1,0 +1,556 @@
+package ftcore
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"ftbox/ftcore/logwire"
+)
+
+// Primary owns the live guest: it injects LAN frames and clock syncs at the
+// current instruction count, logs each before the guest runs past it, holds
+// every output until the backup acknowledged the log up to the instruction
+// that produced it (the Output Rule), and claims the next epoch from the
+// arbiter when the backup falls silent. It is not safe for concurrent use.
+type Primary struct {
+	cfg   Config
+	m     Machine
+	ch    *channel // nil for a promoted backup (it has no backup of its own)
+	st    Status
+	ob    Outbox
+	role  Role
+	epoch uint64
+	now   time.Duration // latest time passed in
+
+	started    bool
+	startedAt  time.Duration
+	hostBase   time.Duration // host time at which guest time was guestBase
+	guestBase  uint64
+	syncAt     time.Duration
+	syncHost   time.Duration
+	syncICount uint64
+	digestAt   time.Duration
+	inputs     []logwire.Entry // InputFrame / ConsoleInput waiting for injection
+	idle       bool
+	idleWake   time.Duration // host time the idle guest's timer fires (0: none)
+	exited     bool
+	stalled    bool
+
+	logged       bool
+	lastLoggedIC uint64 // icount of the last entry appended to the log
+
+	held      []heldOut
+	outN      uint64 // outputs produced
+	released  uint64 // outputs released (the watermark)
+	wmLogged  uint64
+	peerIC    uint64 // backup's applied icount
+	alarmedIC map[uint64]bool
+
+	claimEpoch uint64 // nonzero while waiting for the arbiter
+	claimAt    time.Duration
+}
+
+type heldOut struct {
+	n, pos uint64 // output number; stream position the ack must cover
+	at     time.Duration
+	frame  []byte
+}
+
+// NewPrimary returns the primary of a pair in epoch cfg.Epoch, driving m
+// (freshly loaded, identical to the backup's). The logging-link handshake
+// starts with the first Step.
+func NewPrimary(cfg Config, m Machine) (*Primary, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("new primary: %w", err)
+	}
+	if m == nil {
+		return nil, fmt.Errorf("new primary: no machine: %w", ErrConfig)
+	}
+	p := &Primary{cfg: cfg, m: m, role: RolePrimary, epoch: cfg.Epoch, alarmedIC: map[uint64]bool{}}
+	p.ch = newChannel(&p.cfg, &p.st, logwire.RolePrimary)
+	return p, nil
+}
+
+// newLive returns an unprotected primary continuing a promoted backup's guest.
+func newLive(cfg Config, m Machine, epoch uint64, now time.Duration, outN uint64) *Primary {
+	p := &Primary{cfg: cfg, m: m, role: RoleUnprotected, epoch: epoch, outN: outN, released: outN, alarmedIC: map[uint64]bool{}}
+	p.start(now)
+	return p
+}
+
+func (p *Primary) protected() bool { return p.role == RolePrimary }
+
+func (p *Primary) start(now time.Duration) {
+	p.started, p.startedAt = true, now
+	p.hostBase, p.guestBase = now, p.m.Now()
+	p.syncAt, p.syncHost, p.syncICount = now+p.cfg.ClockInterval, now, p.m.ICount()
+	p.digestAt = now + p.cfg.DigestInterval
+}
+
+func (p *Primary) tick(now time.Duration) {
+	if now > p.now {
+		p.now = now
+	}
+	if !p.started {
+		p.start(now)
+	}
+}
+
+// Role returns the current role; Epoch the current epoch.
+func (p *Primary) Role() Role       { return p.role }
+func (p *Primary) Epoch() uint64    { return p.epoch }
+func (p *Primary) Machine() Machine { return p.m }
+
+func (p *Primary) setRole(now time.Duration, r Role) {
+	if r == p.role {
+		return
+	}
+	p.role = r
+	p.st.RoleChanges++
+	p.ob.Events = append(p.ob.Events, Event{Kind: EventRoleChanged, At: now, Role: r, Epoch: p.epoch, ICount: p.m.ICount()})
+}
+
+// OnLANFrame queues a frame from the LAN for the guest: it is injected at
+// the guest's instruction count at the next Step, and logged first. The
+// frame is copied.
+func (p *Primary) OnLANFrame(now time.Duration, frame []byte) error {
+	p.tick(now)
+	if p.role == RoleHalted {
+		return fmt.Errorf("LAN frame: %w", ErrHalted)
+	}
+	if len(p.inputs) >= p.cfg.MaxQueuedInput {
+		p.st.OutputsDropped++
+		return fmt.Errorf("LAN frame: %d frames already queued: %w", len(p.inputs), ErrFrame)
+	}
+	p.inputs = append(p.inputs, logwire.InputFrame{Frame: append([]byte(nil), frame...)})
+	return nil
+}
+
+// OnConsoleInput queues bytes for the guest's UART, like OnLANFrame.
+func (p *Primary) OnConsoleInput(now time.Duration, data []byte) error {
+	p.tick(now)
+	if p.role == RoleHalted {
+		return fmt.Errorf("console input: %w", ErrHalted)
+	}
+	p.inputs = append(p.inputs, logwire.ConsoleInput{Data: append([]byte(nil), data...)})
+	return nil
+}
+
+// OnLogFrame takes a frame from the logging link (or a heartbeat frame from
+// the second path): acks release held outputs at once. Frames that fail
+// authentication are counted and refused with an error wrapping ErrFrame;
+// they change nothing.
+func (p *Primary) OnLogFrame(now time.Duration, frame []byte) error {
+	p.tick(now)
+	if !p.protected() || p.claimEpoch != 0 {
+		return nil // no backup any more: nothing it says matters
+	}
+	acked := p.ch.acked
+	ctl, stream, err := p.ch.receive(now, frame)
+	if err != nil {
+		return fmt.Errorf("primary: %w", err)
+	}
+	p.st.PeerLastHeard = now
+	if len(stream) > 0 {
+		p.st.ProtocolErrors++
+	}
+	for _, e := range ctl {
+		switch e := e.(type) {
+		case logwire.Ack:
+			p.peerIC = max(p.peerIC, e.ICount)
+		case logwire.Heartbeat:
+			p.st.PeerICount = e.ICount
+		case logwire.DivergenceAlarm:
+			if !p.alarmedIC[e.ICount] {
+				p.alarmedIC[e.ICount] = true
+				p.ob.Events = append(p.ob.Events, Event{Kind: EventDivergence, At: now, Role: p.role, Epoch: p.epoch, ICount: e.ICount, Local: e.Remote, Remote: e.Local})
+			}
+		}
+	}
+	if p.ch.acked != acked {
+		p.stalled = false
+		p.release()
+	}
+	return nil
+}
+
+// OnArbiterReply feeds the arbiter's answer to an ArbiterRequest. A failed
+// call (err) is asked again after ArbiterRetry.
+func (p *Primary) OnArbiterReply(now time.Duration, epoch uint64, won bool, err error) error {
+	p.tick(now)
+	if p.claimEpoch == 0 || epoch != p.claimEpoch {
+		return nil
+	}
+	if err != nil {
+		p.claimAt = now + p.cfg.ArbiterRetry
+		return nil
+	}
+	p.claimEpoch = 0
+	if !won {
+		p.held = nil
+		p.setRole(now, RoleHalted)
+		return nil
+	}
+	p.epoch = epoch
+	p.st.EpochChanges++
+	p.setRole(now, RoleUnprotected)
+	p.release()
+	return nil
+}
+
+func (p *Primary) lastHeard() time.Duration {
+	if p.ch.heard {
+		return p.ch.lastRx
+	}
+	return p.startedAt
+}
+
+// Step does whatever is due: timers, failure detection, injecting queued
+// input and clock syncs, running the guest for at most one slice, releasing
+// acknowledged output and sending log. It returns an error only for a
+// failure of the machine contract or of the local crypto; the box stays
+// consistent (a logged event is never left uninjected).
+func (p *Primary) Step(now time.Duration) error {
+	p.tick(now)
+	if p.role == RoleHalted {
+		return nil
+	}
+	var errs []error
+	if p.protected() {
+		if err := p.ch.tick(now); err != nil {
+			errs = append(errs, err)
+		}
+		if p.claimEpoch == 0 && now-p.lastHeard() > p.cfg.Timeout {
+			p.st.FailureDetected = now
+			p.ob.Events = append(p.ob.Events, Event{Kind: EventPeerLost, At: now, Role: p.role, Epoch: p.epoch, ICount: p.m.ICount()})
+			p.claimEpoch, p.claimAt = p.epoch+1, now
+		}
+		if p.claimEpoch != 0 {
+			if now >= p.claimAt {
+				p.ob.Arbiter = append(p.ob.Arbiter, ArbiterRequest{Epoch: p.claimEpoch, Who: p.cfg.Name})
+				p.st.ArbiterRequests++
+				p.claimAt = now + p.cfg.ArbiterRetry
+			}
+			return errors.Join(errs...)
+		}
+		if err := p.ch.heartbeat(now, p.m.ICount()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if !p.exited {
+		if err := p.runGuest(now); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	p.release()
+	if p.protected() {
+		if p.released > p.wmLogged {
+			if _, err := p.log(logwire.ReleasedOutput{Watermark: p.released}); err != nil {
+				errs = append(errs, err)
+			}
+			p.wmLogged = p.released
+		}
+		if err := p.ch.flush(now); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// log appends e to the log (protected mode only) and returns its position.
+func (p *Primary) log(e logwire.Entry) (uint64, error) {
+	if !p.protected() {
+		return 0, nil
+	}
+	pos, err := p.ch.append(e)
+	if err != nil {
+		return 0, err
+	}
+	if ic, ok := icountOf(e); ok {
+		p.lastLoggedIC, p.logged = ic, true
+	}
+	return pos, nil
+}
+
+// icountOf returns the instruction count a log entry is tied to.
+func icountOf(e logwire.Entry) (uint64, bool) {
+	switch e := e.(type) {
+	case logwire.InputFrame:
+		return e.ICount, true
+	case logwire.ClockSync:
+		return e.ICount, true
+	case logwire.ConsoleInput:
+		return e.ICount, true
+	case logwire.Progress:
+		return e.ICount, true
+	case logwire.Digest:
+		return e.ICount, true
+	}
+	return 0, false
+}
+
+// event logs an event and injects it at the current count. A frame the
+// machine refuses (malformed) is refused identically on replay.
+func (p *Primary) event(e logwire.Entry) error {
+	if _, err := p.log(e); err != nil {
+		return fmt.Errorf("log event: %w", err)
+	}
+	if err := p.m.Inject(e); err != nil {
+		if _, ok := e.(logwire.ClockSync); ok {
+			return fmt.Errorf("inject clock sync: %w", err)
+		}
+		p.st.OutputsDropped++
+		return nil
+	}
+	switch e := e.(type) {
+	case logwire.InputFrame:
+		p.st.InputBytes += uint64(len(e.Frame))
+	case logwire.ConsoleInput:
+		p.st.InputBytes += uint64(len(e.Data))
+	}
+	return nil
+}
+
+func (p *Primary) guestTarget(now time.Duration) uint64 {
+	if now <= p.hostBase {
+		return p.guestBase
+	}
+	return p.guestBase + uint64((now-p.hostBase)/p.cfg.TickDuration)
+}
+
+func (p *Primary) hostAt(ticks uint64) time.Duration {
+	if ticks <= p.guestBase {
+		return p.hostBase
+	}
+	d := ticks - p.guestBase
+	if d > uint64(1<<62)/uint64(p.cfg.TickDuration) {
+		return 1 << 62
+	}
+	return p.hostBase + time.Duration(d)*p.cfg.TickDuration
+}
+
+// clockSync keeps guest time near host time: it moves mtime up to host time
+// if the guest fell behind, and sets the rate to the measured ticks per
+// instruction of the last interval, trimmed if the guest ran ahead.
+func (p *Primary) clockSync(now time.Duration) error {
+	ic, cur, target := p.m.ICount(), p.m.Now(), p.guestTarget(now)
+	cs := logwire.ClockSync{ICount: ic}
+	if target > cur {
+		cs.Time = target
+	}
+	dI := ic - p.syncICount
+	dT := uint64((now - p.syncHost) / p.cfg.TickDuration)
+	if dI >= 10_000 && dT > 0 {
+		num, den := dT, dI
+		if cur > target {
+			num -= min(cur-target, num/2)
+		}
+		for num > 1<<32 || den > 1<<32 {
+			num, den = num>>1, den>>1
+		}
+		if num > 0 && den > 0 {
+			cs.RateNum, cs.RateDen = num, den
+		}
+	}
+	p.syncAt, p.syncHost, p.syncICount = now+p.cfg.ClockInterval, now, ic
+	if cs.Time == 0 && cs.RateDen == 0 {
+		return nil
+	}
+	return p.event(cs)
+}
+
+func (p *Primary) runGuest(now time.Duration) error {
+	ic := p.m.ICount()
+	if p.idle {
+		timer := p.idleWake != 0 && now >= p.idleWake
+		if len(p.inputs) == 0 && !timer {
+			return nil
+		}
+		t := p.guestTarget(now)
+		if d, ok := p.m.NextDeadline(); ok && timer {
+			t = max(t, d)
+		}
+		p.idle = false
+		p.syncAt, p.syncHost, p.syncICount = now+p.cfg.ClockInterval, now, ic
+		if err := p.event(logwire.ClockSync{ICount: ic, Time: t}); err != nil {
+			return err
+		}
+	} else if now >= p.syncAt {
+		if err := p.clockSync(now); err != nil {
+			return err
+		}
+	}
+	for i, in := range p.inputs {
+		switch e := in.(type) {
+		case logwire.InputFrame:
+			e.ICount = ic
+			in = e
+		case logwire.ConsoleInput:
+			e.ICount = ic
+			in = e
+		}
+		if err := p.event(in); err != nil {
+			p.inputs = p.inputs[i+1:]
+			return err
+		}
+	}
+	p.inputs = nil
+	if p.cfg.DigestInterval > 0 && now >= p.digestAt && p.protected() {
+		if _, err := p.log(logwire.Digest{ICount: ic, Sum: p.m.Digest()}); err != nil {
+			return err
+		}
+		p.st.DigestsSent++
+		p.digestAt = now + p.cfg.DigestInterval
+	}
+	bound := ic + p.cfg.Slice
+	if p.protected() {
+		if p.ch.unacked() >= p.cfg.MaxUnackedEntry || p.ch.qBytes >= p.cfg.MaxUnackedBytes || ic >= p.peerIC+p.cfg.MaxLagInstr {
+			if !p.stalled {
+				p.st.FlowStalls++
+			}
+			p.stalled = true
+			return nil
+		}
+		bound = min(bound, p.peerIC+p.cfg.MaxLagInstr)
+	}
+	p.stalled = false
+	var err error
+run:
+	for p.m.ICount() < bound {
+		why := p.m.Run(bound)
+		if fs := p.m.TakeFrames(); len(fs) > 0 {
+			if e := p.output(now, fs); e != nil {
+				err = e
+			}
+		}
+		switch why {
+		case StopIdle:
+			p.idle, p.idleWake = true, 0
+			if d, ok := p.m.NextDeadline(); ok && d > p.m.Now() {
+				p.idleWake = max(p.hostAt(d), now)
+			}
+			break run
+		case StopExit:
+			p.exited = true
+			p.ob.Events = append(p.ob.Events, Event{Kind: EventGuestExit, At: now, Role: p.role, Epoch: p.epoch, ICount: p.m.ICount()})
+			break run
+		case StopBound:
+			break run
+		}
+	}
+	if ic := p.m.ICount(); p.protected() && (!p.logged || p.lastLoggedIC < ic) {
+		if _, e := p.log(logwire.Progress{ICount: ic}); e != nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// output holds (or, unprotected, releases) frames the guest emitted at the
+// current instruction count I. The log gets an entry reaching I (Progress{I}
+// unless the last entry already does); its position is what the backup's
+// ack must cover before the frames go out.
+func (p *Primary) output(now time.Duration, frames [][]byte) error {
+	ic := p.m.ICount()
+	var pos uint64
+	if p.protected() {
+		if !p.logged || p.lastLoggedIC < ic {
+			var err error
+			if pos, err = p.log(logwire.Progress{ICount: ic}); err != nil {
+				return fmt.Errorf("output at %d: %w", ic, err)
+			}
+		} else {
+			pos = p.ch.appended()
+		}
+	}
+	for _, f := range frames {
+		p.outN++
+		p.st.OutputsProduced++
+		p.held = append(p.held, heldOut{n: p.outN, pos: pos, at: now, frame: f})
+	}
+	return nil
+}
+
+// release sends held outputs whose log position the backup acknowledged,
+// in order; an unprotected primary sends them all.
+func (p *Primary) release() {
+	i := 0
+	switch {
+	case p.role == RoleUnprotected:
+		i = len(p.held)
+	case p.role == RolePrimary && p.claimEpoch == 0:
+		for i < len(p.held) && p.held[i].pos <= p.ch.acked {
+			i++
+		}
+	}
+	for _, h := range p.held[:i] {
+		p.ob.LAN = append(p.ob.LAN, h.frame)
+		p.released = h.n
+	}
+	clear(p.held[:i])
+	p.held = p.held[i:]
+}
+
+// Deadline is when Step must run next at the latest: the time of the last
+// call if the guest can run now, else the earliest timer (retransmission,
+// heartbeat, failure timeout, idle guest's timer, arbiter retry). Zero means
+// nothing is scheduled (halted).
+func (p *Primary) Deadline() time.Duration {
+	if p.role == RoleHalted {
+		return 0
+	}
+	if !p.started {
+		return p.now
+	}
+	var d time.Duration
+	if p.protected() {
+		if p.claimEpoch != 0 {
+			return p.claimAt
+		}
+		d = minDeadline(p.ch.deadline(), p.ch.hbAt)
+		d = minDeadline(d, p.lastHeard()+p.cfg.Timeout+1)
+		if p.released > p.wmLogged {
+			d = minDeadline(d, p.ch.hbAt)
+		}
+	}
+	if p.exited {
+		return d
+	}
+	if len(p.inputs) > 0 || (!p.idle && !p.stalled) {
+		return p.now
+	}
+	if p.idle && p.idleWake != 0 {
+		d = minDeadline(d, p.idleWake)
+	}
+	return d
+}
+
+// Outbox returns and clears what the primary has to send.
+func (p *Primary) Outbox() Outbox {
+	if p.ch != nil {
+		p.ch.takeOut(&p.ob)
+	}
+	return p.ob.take()
+}
+
+// Status returns the counters and gauges.
+func (p *Primary) Status() Status {
+	s := p.st
+	s.Role, s.Epoch, s.ICount = p.role, p.epoch, p.m.ICount()
+	s.OutputsReleased, s.Watermark = p.released, p.released
+	s.OutputsHeld = len(p.held)
+	if len(p.held) > 0 {
+		s.OldestHeld = p.held[0].at
+	}
+	if p.ch != nil {
+		s.LogAppended, s.LogSent, s.LogAcked = p.ch.appended(), p.ch.sent, p.ch.acked
+		s.LagEntries = p.ch.unacked()
+		s.Verdicts = p.ch.verdicts()
+		if s.ICount > p.peerIC {
+			s.LagInstr = s.ICount - p.peerIC
+		}
+	}
+	return s
+}

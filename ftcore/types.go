@@ -1,0 +1,269 @@
+package ftcore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"ftbox/ftcore/logwire"
+)
+
+// Stop says why Machine.Run returned (the same values as guestvm's).
+type Stop uint8
+
+const (
+	StopBound  Stop = iota // reached the requested instruction count
+	StopOutput             // the guest emitted frames (TakeFrames)
+	StopIdle               // the guest waits for an interrupt (NextDeadline)
+	StopExit               // the guest ended
+)
+
+// Machine is what ftcore needs of the deterministic guest machine
+// (*guestvm.Machine through a thin adapter). The contract:
+//   - Run executes until the instruction count reaches until, or earlier at
+//     an output, at idle (WFI with nothing pending) or at exit.
+//   - Inject applies an InputFrame, ClockSync or ConsoleInput exactly at the
+//     current instruction count (the entry's ICount must equal ICount());
+//     a valid event the guest's device has no room for is dropped by the
+//     machine, identically on replay, and is not an error.
+//   - TakeFrames returns the frames emitted since the last call, in order;
+//     the caller owns them.
+//   - Digest is a hash of the whole machine state; Now is guest time (mtime)
+//     and NextDeadline the armed timer's guest time.
+type Machine interface {
+	ICount() uint64
+	Run(until uint64) Stop
+	Inject(e logwire.Entry) error
+	TakeFrames() [][]byte
+	Digest() [32]byte
+	Now() uint64
+	NextDeadline() (uint64, bool)
+}
+
+// Role is a box's place in the pair.
+type Role uint8
+
+const (
+	RolePrimary     Role = iota + 1 // runs the guest live and logs its inputs to the backup
+	RoleBackup                      // replays the log; its outputs are suppressed
+	RoleGoingLive                   // backup that lost its primary: replaying to the end, claiming the next epoch
+	RoleUnprotected                 // runs the guest live without a backup
+	RoleHalted                      // lost the arbiter (or diverged): does nothing more
+)
+
+func (r Role) String() string {
+	switch r {
+	case RolePrimary:
+		return "PRIMARY"
+	case RoleBackup:
+		return "BACKUP"
+	case RoleGoingLive:
+		return "GOING_LIVE"
+	case RoleUnprotected:
+		return "UNPROTECTED"
+	case RoleHalted:
+		return "HALTED"
+	}
+	return fmt.Sprintf("role(%d)", uint8(r))
+}
+
+// Errors. Every error ftcore returns wraps one of them.
+var (
+	ErrConfig   = errors.New("ftcore: bad configuration")
+	ErrHalted   = errors.New("ftcore: halted")
+	ErrRole     = errors.New("ftcore: not in a role that can do this")
+	ErrFrame    = errors.New("ftcore: frame refused")
+	ErrProtocol = errors.New("ftcore: peer broke the protocol")
+)
+
+// Config tunes a Primary or a Backup. Zero fields take the defaults below.
+type Config struct {
+	Name  string // this box's name, given to the arbiter
+	Epoch uint64 // the epoch both boxes start in (≥ 1)
+
+	Endpoint *logwire.Endpoint // the logging link's endpoint (pre-shared key, MTU)
+	Rand     io.Reader         // source of handshake nonces (crypto/rand.Reader in the appliance)
+
+	// Failure detection. A heartbeat goes out every HeartbeatInterval on the
+	// logging link (and on the second path if SecondPath is set); a peer from
+	// which no authentic frame arrived for Timeout is declared failed. With
+	// 10 ms and 90 ms, a crash is detected 80–90 ms after it on a quiet link,
+	// and a false detection needs nine heartbeats in a row (plus any data and
+	// ack frames in between) lost: 0.1^9 per window at 10 % loss.
+	HeartbeatInterval time.Duration // default 10 ms
+	Timeout           time.Duration // default 90 ms
+	SecondPath        bool          // also emit heartbeats for the LAN path (Outbox.PeerLAN)
+	HelloInterval     time.Duration // handshake retry, default 20 ms
+	ArbiterRetry      time.Duration // re-ask an arbiter that did not answer, default 50 ms
+
+	// Channel.
+	RTOInitial       time.Duration // first retransmission timeout, default 4 ms
+	RTOMax           time.Duration // backoff cap, default 32 ms
+	RecvWindow       uint64        // out-of-order entries the receiver buffers, default 8192
+	MaxUnackedEntry  uint64        // flow control: unacknowledged entries, default 4096
+	MaxUnackedBytes  int           // flow control: unacknowledged encoded bytes, default 1 MiB
+	MaxLagInstr      uint64        // flow control: primary icount − backup applied icount, default 200 M
+	RetransmitFrames int           // frames resent per timeout, default 16
+
+	// Guest.
+	Slice          uint64        // instructions per Step at most, default 2 M
+	TickDuration   time.Duration // host time per guest mtime tick, default 100 ns (10 MHz)
+	ClockInterval  time.Duration // clock sync period while running, default 5 ms
+	DigestInterval time.Duration // state digest period (0: default 1 s; <0: never)
+	MaxHeldOutputs int           // backup: buffered outputs beyond the watermark, default 4096
+	MaxQueuedInput int           // LAN frames waiting for injection, default 1024
+}
+
+func (c Config) withDefaults() (Config, error) {
+	d := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	d(&c.HeartbeatInterval, 10*time.Millisecond)
+	d(&c.Timeout, 90*time.Millisecond)
+	d(&c.HelloInterval, 20*time.Millisecond)
+	d(&c.ArbiterRetry, 50*time.Millisecond)
+	d(&c.RTOInitial, 4*time.Millisecond)
+	d(&c.RTOMax, 32*time.Millisecond)
+	d(&c.TickDuration, 100*time.Nanosecond)
+	d(&c.ClockInterval, 5*time.Millisecond)
+	if c.DigestInterval == 0 {
+		c.DigestInterval = time.Second
+	}
+	u := func(v *uint64, def uint64) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	u(&c.RecvWindow, 8192)
+	u(&c.MaxUnackedEntry, 4096)
+	u(&c.MaxLagInstr, 200_000_000)
+	u(&c.Slice, 2_000_000)
+	i := func(v *int, def int) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	i(&c.MaxUnackedBytes, 1<<20)
+	i(&c.RetransmitFrames, 16)
+	i(&c.MaxHeldOutputs, 4096)
+	i(&c.MaxQueuedInput, 1024)
+	switch {
+	case c.Endpoint == nil:
+		return c, fmt.Errorf("config: no logging-link endpoint: %w", ErrConfig)
+	case c.Rand == nil:
+		return c, fmt.Errorf("config: no randomness for nonces: %w", ErrConfig)
+	case c.Epoch == 0:
+		return c, fmt.Errorf("config: epoch 0: %w", ErrConfig)
+	case c.Timeout <= c.HeartbeatInterval:
+		return c, fmt.Errorf("config: timeout %v not above the heartbeat interval %v: %w", c.Timeout, c.HeartbeatInterval, ErrConfig)
+	case c.MaxUnackedEntry > c.RecvWindow:
+		return c, fmt.Errorf("config: %d unacked entries exceed the receive window %d: %w", c.MaxUnackedEntry, c.RecvWindow, ErrConfig)
+	}
+	return c, nil
+}
+
+// EventKind names something the appliance may want to act on.
+type EventKind uint8
+
+const (
+	EventRoleChanged EventKind = iota + 1 // Role/Epoch hold the new values
+	EventPeerLost                         // the peer was silent for Timeout
+	EventAnnounce                         // went live: announce the guest's MAC now (gratuitous ARP)
+	EventDivergence                       // digests differ at ICount (Local, Remote)
+	EventGuestExit                        // the guest ended
+)
+
+func (k EventKind) String() string {
+	return [...]string{"?", "role_changed", "peer_lost", "announce", "divergence", "guest_exit"}[min(int(k), 5)]
+}
+
+// Event is a notable happening, reported through the outbox.
+type Event struct {
+	Kind          EventKind
+	At            time.Duration
+	Role          Role
+	Epoch         uint64
+	ICount        uint64
+	Local, Remote [32]byte
+}
+
+// ArbiterRequest asks the arbiter for an atomic test-and-set: grant Epoch to
+// Who if no one holds it yet (see Arbiter). Feed the answer to
+// OnArbiterReply.
+type ArbiterRequest struct {
+	Epoch uint64
+	Who   string
+}
+
+// Outbox is what a box has to send. The caller owns the slices.
+type Outbox struct {
+	LAN     [][]byte         // guest output frames to release to the LAN, in order
+	Log     [][]byte         // logwire frames for the logging link
+	PeerLAN [][]byte         // logwire heartbeat frames for the second path (SecondPath)
+	Replica [][]byte         // backup: its guest's suppressed outputs (for the gated tap)
+	Arbiter []ArbiterRequest // test-and-set requests to make
+	Events  []Event
+}
+
+func (o *Outbox) take() Outbox {
+	r := *o
+	*o = Outbox{}
+	return r
+}
+
+func (o *Outbox) merge(x Outbox) {
+	o.LAN = append(o.LAN, x.LAN...)
+	o.Log = append(o.Log, x.Log...)
+	o.PeerLAN = append(o.PeerLAN, x.PeerLAN...)
+	o.Replica = append(o.Replica, x.Replica...)
+	o.Arbiter = append(o.Arbiter, x.Arbiter...)
+	o.Events = append(o.Events, x.Events...)
+}
+
+// Status is every counter and gauge a status page shows. Times are on the
+// caller's monotonic clock; zero means never.
+type Status struct {
+	Role  Role
+	Epoch uint64
+
+	ICount        uint64 // the guest's instruction count
+	PeerICount    uint64 // the other side's, from its last heartbeat or ack
+	LogAppended   uint64 // primary: stream position of the last entry appended
+	LogSent       uint64 // primary: highest position transmitted
+	LogAcked      uint64 // primary: cumulative ack from the backup
+	LogDelivered  uint64 // backup: highest position received in order
+	LogApplied    uint64 // backup: entries applied by replay
+	LagEntries    uint64 // primary: appended − acked; backup: delivered − applied
+	LagInstr      uint64 // primary icount − backup applied icount
+	LogEntryBytes uint64 // encoded bytes of entries appended
+	InputBytes    uint64 // bytes of LAN frames injected
+
+	OutputsProduced uint64
+	OutputsReleased uint64        // primary: the watermark; backup: released at go-live
+	Watermark       uint64        // primary: outputs released; backup: the last watermark it applied
+	GoLiveFirst     uint64        // backup: number of the first output released at go-live (0: none)
+	OutputsHeld     int           // waiting for an ack (primary) or beyond the watermark (backup)
+	OldestHeld      time.Duration // when the oldest held output was produced
+	OutputsDropped  uint64        // backup buffer overflow; inputs dropped for a full queue
+
+	FramesSent, FramesReceived uint64
+	BytesSent                  uint64
+	Retransmits                uint64 // frames resent on a timeout
+	FastRetransmits            uint64 // frames resent on duplicate acks
+	Duplicates                 uint64 // stream entries received twice
+	OutOfOrder                 uint64 // stream entries buffered ahead of a gap
+	Verdicts                   [logwire.NumVerdicts]uint64
+	FlowStalls                 uint64 // times the guest was held back by flow control
+	ProtocolErrors             uint64
+
+	DigestsSent, DigestsCompared, DigestMismatches uint64
+
+	RoleChanges, EpochChanges uint64
+	PeerLastHeard             time.Duration
+	FailureDetected           time.Duration // when the peer was declared failed
+	WentLive                  time.Duration // backup: when it released and announced
+	ArbiterRequests           uint64
+}
