@@ -22,6 +22,13 @@ type pipeEnd struct {
 }
 
 func (p *pipeEnd) ReadFrame(buf []byte) (int, error) {
+	// Checked first: a select with both cases ready picks at random, and a
+	// closed end must not hand out frames still queued.
+	select {
+	case <-p.done:
+		return 0, ErrClosed
+	default:
+	}
 	select {
 	case <-p.done:
 		return 0, ErrClosed
