@@ -1,0 +1,1101 @@
+package appliance
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"ftbox/bpf"
+	"ftbox/ftcore"
+	"ftbox/ftcore/logwire"
+	"ftbox/guestvm"
+	"ftbox/tap"
+)
+
+// Arbiter is the split-brain referee as the box loop uses it: an atomic
+// test-and-set of the epoch (see ftcore.Arbiter). It is called from a
+// goroutine of its own, never from the loop; ctx bounds the call.
+type Arbiter interface {
+	TestAndSetContext(ctx context.Context, epoch uint64, who string) (won bool, err error)
+}
+
+// arbiterClaimer is an Arbiter that also tells who holds the latest epoch
+// (*ArbiterClient): a refused box can then say which epoch its peer is in.
+type arbiterClaimer interface {
+	Claim(ctx context.Context, epoch uint64, who string) (ArbiterDecision, error)
+}
+
+// CoreArbiter adapts an ftcore.Arbiter (such as *ftcore.MemArbiter) to Arbiter.
+type CoreArbiter struct{ A ftcore.Arbiter }
+
+// TestAndSetContext implements Arbiter.
+func (c CoreArbiter) TestAndSetContext(ctx context.Context, epoch uint64, who string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	return c.A.TestAndSet(epoch, who)
+}
+
+// Gate is what the box needs of the eBPF gate at its TAP (*bpf.Gate).
+type Gate interface {
+	SetPass(pass bool) error
+	Stats() (bpf.GateStats, error)
+	Hook() string
+	Close() error
+}
+
+// BoxOptions are what a Box needs beyond its Config. Ports and the gate left
+// nil are opened by NewBox from the Config, in the network namespace of the
+// calling thread.
+type BoxOptions struct {
+	Image   []byte       // the guest image (ELF)
+	Arbiter Arbiter      // nil: no automatic go-live
+	Log     *slog.Logger // nil: discard
+	Console io.Writer    // the guest's UART; nil discards it
+
+	TAP     tap.Port         // the guest's NIC on the LAN
+	LogPort tap.Port         // the logging link (whole Ethernet frames, EtherType 0x88B5)
+	LogMAC  net.HardwareAddr // source MAC of logging-link frames (required with LogPort)
+	LogMTU  int              // logging-link MTU with LogPort; 0: 1500
+	Gate    Gate             // the gate at the TAP
+
+	// Epoch the pair starts in (0: 1). Both boxes must agree.
+	Epoch uint64
+	// ConnectTimeout is how long a box that has never heard its peer keeps
+	// waiting for it before it lets failure detection run (and, with an
+	// arbiter, claims the next epoch: a cold start alone, or HALTED if the
+	// peer already holds it). 0 means DefaultConnectTimeout; negative waits
+	// forever.
+	ConnectTimeout time.Duration
+	// Announce overrides AnnounceSchedule.
+	Announce []time.Duration
+	// Slice is guest instructions per Step (0: DefaultSlice).
+	Slice uint64
+	// Notify receives sd_notify states; nil means SdNotify.
+	Notify func(state string) error
+}
+
+// DefaultConnectTimeout is BoxOptions.ConnectTimeout's default.
+const DefaultConnectTimeout = 10 * time.Second
+
+// Box is one ftbox appliance: the guest machine and the ftcore state driven
+// by one owner goroutine (Run), the TAP with its gate, and the logging link.
+type Box struct {
+	cfg  *Config
+	opts BoxOptions
+	log  *slog.Logger
+
+	tapPort, logPort tap.Port
+	gate             Gate
+	gateIf           string
+	owned            []io.Closer // what NewBox opened, closed by Close in reverse
+
+	psk                        [logwire.KeySize]byte
+	logMAC, peerMAC, guestMAC  net.HardwareAddr
+	logMTU                     int
+	memSize                    uint64
+	epoch                      uint64
+	connectTimeout             time.Duration
+	schedule                   []time.Duration
+	notify                     func(string) error
+	start                      time.Time
+	startWall                  time.Time
+	lanIn, logIn               chan []byte
+	arbIn                      chan arbAnswer
+	ctl                        chan ctlReq
+	portErr                    chan error
+	stop                       chan struct{}
+	stopOnce, closeOnce        sync.Once
+	running                    chan struct{} // closed when Run returns
+	runStarted                 atomic.Bool
+	lanInCount, logInCount     atomic.Uint64
+	logInShort, lanInDropCount atomic.Uint64
+	foreignGuest               atomic.Uint64
+
+	// Owned by the loop goroutine.
+	node       node
+	m          *guestvm.Machine
+	role       ftcore.Role
+	connecting bool
+	connectBy  time.Duration
+	rebuilds   uint64
+	prevVerd   [logwire.NumVerdicts]uint64
+	gatePass   bool
+	gateErr    error
+	ann        announcer
+	guestIP    net.IP
+	lanOut     uint64
+	replicaOut uint64
+	logOut     uint64
+	logOutB    uint64
+	announced  uint64
+	portErrs   uint64
+	arbBusy    bool
+	arbReqs    uint64
+	arbLast    string
+	arbClaim   uint64
+	peerEpoch  uint64 // the arbiter refused us this epoch: the peer holds it
+	noArbLoud  bool   // a go-live was needed and no arbiter is configured
+	diverged   bool
+	failover   *FailoverStatus
+	failDetect time.Duration
+	rtt        time.Duration
+	rttProbe   struct {
+		pos uint64
+		at  time.Duration
+	}
+	mipsIC   uint64
+	mipsAt   time.Duration
+	mips     float64
+	liveAt   time.Duration // when this box last became the releasing one
+	stepErrs uint64
+	lastWarn time.Duration
+	kick     bool
+}
+
+// node is what the loop drives: a *ftcore.Primary or *ftcore.Backup.
+type node interface {
+	OnLANFrame(now time.Duration, frame []byte) error
+	OnLogFrame(now time.Duration, frame []byte) error
+	OnArbiterReply(now time.Duration, epoch uint64, won bool, err error) error
+	Step(now time.Duration) error
+	Deadline() time.Duration
+	Outbox() ftcore.Outbox
+	Status() ftcore.Status
+	Role() ftcore.Role
+	Epoch() uint64
+}
+
+type arbAnswer struct {
+	epoch  uint64
+	won    bool
+	err    error
+	latest uint64 // the latest granted epoch, if the arbiter says (0: unknown)
+	holder string
+}
+
+type ctlReq struct {
+	reply chan *Status
+}
+
+// defaultBoxSlice bounds how long the guest runs between looks at the ports
+// (about a millisecond at interpreter speed); see also Standalone.
+const defaultBoxSlice = DefaultSlice
+
+// vm adapts *guestvm.Machine to ftcore.Machine.
+type vm struct{ *guestvm.Machine }
+
+func (v vm) Run(until uint64) ftcore.Stop { return ftcore.Stop(v.Machine.Run(until)) }
+
+func (v vm) Inject(e logwire.Entry) error {
+	var ev guestvm.Event
+	switch e := e.(type) {
+	case logwire.InputFrame:
+		ev = guestvm.Event{Kind: guestvm.EvFrame, ICount: e.ICount, Data: e.Frame}
+	case logwire.ClockSync:
+		ev = guestvm.Event{Kind: guestvm.EvClock, ICount: e.ICount, Time: e.Time, RateNum: e.RateNum, RateDen: e.RateDen}
+	case logwire.ConsoleInput:
+		ev = guestvm.Event{Kind: guestvm.EvConsole, ICount: e.ICount, Data: e.Data}
+	default:
+		return fmt.Errorf("inject: %v is not an event", e.Type())
+	}
+	r, err := v.Machine.Inject(ev)
+	if err != nil {
+		return err
+	}
+	if r == guestvm.DroppedByDevice {
+		return errors.New("inject: dropped by the device")
+	}
+	return nil
+}
+
+// NewBox prepares a box: it reads the key, checks the guest image loads,
+// and opens whatever ports and gate opts does not supply (the TAP on the
+// LAN bridge, the gate at the TAP in DROP, the logging link), in the network
+// namespace of the calling thread. Run starts it; Close undoes NewBox.
+func NewBox(cfg *Config, opts BoxOptions) (b *Box, err error) {
+	if cfg == nil {
+		return nil, errors.New("new box: no config")
+	}
+	b = &Box{
+		cfg: cfg, opts: opts, log: opts.Log,
+		lanIn: make(chan []byte, 1024), logIn: make(chan []byte, 4096),
+		arbIn: make(chan arbAnswer, 4), ctl: make(chan ctlReq), portErr: make(chan error, 4),
+		stop: make(chan struct{}), running: make(chan struct{}),
+		epoch: max(opts.Epoch, 1), connectTimeout: opts.ConnectTimeout, schedule: opts.Announce,
+		notify: opts.Notify,
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	b.log = b.log.With("box", cfg.Box.Name)
+	if b.connectTimeout == 0 {
+		b.connectTimeout = DefaultConnectTimeout
+	}
+	if b.schedule == nil {
+		b.schedule = AnnounceSchedule
+	}
+	if b.notify == nil {
+		b.notify = SdNotify
+	}
+	defer func() {
+		if err != nil {
+			b.closeOwned()
+		}
+	}()
+	if b.peerMAC, err = ParseUnicastMAC(cfg.LogLink.PeerMAC); err != nil {
+		return nil, fmt.Errorf("new box: log_link.peer_mac: %w", err)
+	}
+	if b.guestMAC, err = ParseUnicastMAC(cfg.Guest.MAC); err != nil {
+		return nil, fmt.Errorf("new box: guest.mac: %w", err)
+	}
+	if b.memSize, err = ParseSize(cfg.Guest.Memory); err != nil {
+		return nil, fmt.Errorf("new box: guest.memory: %w", err)
+	}
+	b.guestIP = bootargsIP(cfg.Guest.Append)
+	if b.psk, err = LoadKey(cfg.LogLink.KeyFile); err != nil {
+		return nil, fmt.Errorf("new box: %w", err)
+	}
+	if len(opts.Image) == 0 {
+		return nil, errors.New("new box: no guest image")
+	}
+	if _, err := b.newMachine(); err != nil {
+		return nil, fmt.Errorf("new box: %w", err)
+	}
+	b.tapPort, b.logPort, b.gate = opts.TAP, opts.LogPort, opts.Gate
+	b.logMAC, b.logMTU = opts.LogMAC, opts.LogMTU
+	b.gateIf = cfg.LAN.TAP
+	if b.tapPort == nil {
+		t, err := tap.Open(tap.Config{Name: cfg.LAN.TAP, MTU: cfg.LAN.MTU, Bridge: cfg.LAN.Bridge})
+		if err != nil {
+			return nil, fmt.Errorf("new box: %w", err)
+		}
+		b.owned = append(b.owned, t)
+		b.tapPort, b.gateIf = t, t.Name()
+	}
+	if b.gate == nil {
+		g, err := bpf.AttachGate(b.gateIf, bpf.GateOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("new box: %w", err)
+		}
+		b.owned = append(b.owned, g)
+		b.gate = g
+	}
+	if b.logPort == nil {
+		r, err := tap.OpenRaw(cfg.LogLink.Interface, tap.EtherTypeLog)
+		if err != nil {
+			return nil, fmt.Errorf("new box: %w", err)
+		}
+		b.owned = append(b.owned, r)
+		b.logPort, b.logMAC = r, r.HardwareAddr()
+		if mtu, err := r.MTU(); err == nil {
+			b.logMTU = mtu
+		}
+	}
+	if len(b.logMAC) != 6 {
+		return nil, errors.New("new box: no source MAC for the logging link")
+	}
+	if b.logMTU == 0 {
+		b.logMTU = logwire.DefaultMTU
+	}
+	b.logMTU = min(max(b.logMTU, logwire.MinMTU), logwire.MaxMTU)
+	return b, nil
+}
+
+func (b *Box) closeOwned() {
+	for i := len(b.owned) - 1; i >= 0; i-- {
+		if err := b.owned[i].Close(); err != nil {
+			b.log.Warn("close", "err", err)
+		}
+	}
+	b.owned = nil
+}
+
+func (b *Box) newMachine() (*guestvm.Machine, error) {
+	gc := guestvm.Config{MemSize: b.memSize, Bootargs: b.cfg.Guest.Append}
+	copy(gc.MAC[:], b.guestMAC)
+	m, err := guestvm.New(gc)
+	if err != nil {
+		return nil, fmt.Errorf("guest machine: %w", err)
+	}
+	if err := m.Load(b.opts.Image); err != nil {
+		return nil, fmt.Errorf("load guest image %s: %w", b.cfg.Guest.Image, err)
+	}
+	return m, nil
+}
+
+// newCore builds a fresh guest and the ftcore side for the configured role.
+func (b *Box) newCore() error {
+	m, err := b.newMachine()
+	if err != nil {
+		return err
+	}
+	ep, err := logwire.NewEndpoint(b.psk, logwire.Options{MTU: b.logMTU})
+	if err != nil {
+		return fmt.Errorf("logging link endpoint: %w", err)
+	}
+	slice := b.opts.Slice
+	if slice == 0 {
+		slice = defaultBoxSlice
+	}
+	cc := ftcore.Config{
+		Name: b.cfg.Box.Name, Epoch: b.epoch, Endpoint: ep, Rand: rand.Reader,
+		HeartbeatInterval: b.cfg.Heartbeat.Interval.Duration, Timeout: b.cfg.Heartbeat.Timeout.Duration,
+		Slice: slice,
+	}
+	var n node
+	if b.cfg.Box.PreferredRole == "primary" {
+		n, err = ftcore.NewPrimary(cc, vm{m})
+	} else {
+		n, err = ftcore.NewBackup(cc, vm{m})
+	}
+	if err != nil {
+		return fmt.Errorf("replication core: %w", err)
+	}
+	if b.node != nil {
+		st := b.node.Status()
+		for i, v := range st.Verdicts {
+			b.prevVerd[i] += v
+		}
+	}
+	b.node, b.m, b.role = n, m, n.Role()
+	b.mipsIC = 0
+	b.kick = true // a fresh core has no deadline until its first Step
+	return nil
+}
+
+// now is the loop's monotonic clock; it starts at 1 ms so that no event
+// happens at ftcore's "never" (0).
+func (b *Box) now() time.Duration { return time.Since(b.start) + time.Millisecond }
+
+// Run drives the box until ctx ends, Close is called or a port fails. It
+// returns nil on a requested stop.
+func (b *Box) Run(ctx context.Context) error {
+	if b.runStarted.Swap(true) {
+		return errors.New("box: Run called twice")
+	}
+	defer close(b.running)
+	b.start, b.startWall = time.Now(), time.Now()
+	if err := b.newCore(); err != nil {
+		return err
+	}
+	b.connecting = true
+	if b.connectTimeout > 0 {
+		b.connectBy = b.now() + b.connectTimeout
+	}
+	// DROP until this box releases output: a primary opens the gate once
+	// its backup is connected (nothing is released before its ack).
+	b.gatePass = true
+	if err := b.setGate(false); err != nil {
+		return fmt.Errorf("box: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); b.readPort(ctx, b.tapPort, b.lanIn, "tap", nil) }()
+	go func() { defer wg.Done(); b.readPort(ctx, b.logPort, b.logIn, "log link", &b.logInShort) }()
+	defer func() {
+		cancel()
+		b.closePorts()
+		wg.Wait()
+	}()
+	b.log.Info("box running", "role", b.role, "epoch", b.epoch, "arbiter", b.opts.Arbiter != nil)
+	_ = b.notify("READY=1\nSTATUS=" + b.sdStatus())
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	const tick = 250 * time.Millisecond
+	nextTick := b.now()
+	for {
+		now := b.now()
+		if err := b.drain(ctx, now); err != nil {
+			return b.finish(err)
+		}
+		// Step when due, and after any input: ftcore's Deadline does not
+		// cover everything an input makes due (the first heartbeat after
+		// the handshake has no deadline until it is sent).
+		if d := b.node.Deadline(); b.kick || (d != 0 && now >= d) {
+			b.kick = false
+			if err := b.node.Step(now); err != nil {
+				b.stepErrs++
+				b.warn(now, "step", err)
+			}
+		}
+		b.flush(now)
+		b.drainConsole()
+		if n := b.ann.take(now); n > 0 {
+			b.announce(n)
+		}
+		if now >= nextTick {
+			b.periodic(now)
+			nextTick = now + tick
+		}
+		d := b.node.Deadline()
+		if d != 0 && d <= b.now() {
+			continue
+		}
+		wake := nextTick
+		if d != 0 {
+			wake = min(wake, d)
+		}
+		if a := b.ann.next(); a != 0 {
+			wake = min(wake, a)
+		}
+		timer.Reset(max(wake-b.now(), 0))
+		select {
+		case <-ctx.Done():
+			return b.finish(nil)
+		case <-b.stop:
+			return b.finish(nil)
+		case err := <-b.portErr:
+			return b.finish(err)
+		case f := <-b.lanIn:
+			b.onLAN(b.now(), f)
+		case f := <-b.logIn:
+			b.onLog(b.now(), f)
+		case r := <-b.arbIn:
+			b.onArbiter(b.now(), r)
+		case q := <-b.ctl:
+			q.reply <- b.snapshot(b.now())
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+func (b *Box) finish(err error) error {
+	_ = b.notify("STOPPING=1")
+	if err != nil {
+		b.log.Error("box stopped", "err", err)
+		return err
+	}
+	b.log.Info("box stopped")
+	return nil
+}
+
+// drain handles what arrived without blocking, a bounded number of items so
+// the guest keeps running under a flood.
+func (b *Box) drain(ctx context.Context, now time.Duration) error {
+	for range 512 {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-b.portErr:
+			return err
+		case f := <-b.lanIn:
+			b.onLAN(now, f)
+		case f := <-b.logIn:
+			b.onLog(now, f)
+		case r := <-b.arbIn:
+			b.onArbiter(now, r)
+		case q := <-b.ctl:
+			q.reply <- b.snapshot(now)
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// readPort is the one reader of a port: it only moves frames.
+func (b *Box) readPort(ctx context.Context, p tap.Port, out chan<- []byte, what string, short *atomic.Uint64) {
+	buf := make([]byte, 65536)
+	for {
+		n, err := p.ReadFrame(buf)
+		if errors.Is(err, tap.ErrTruncated) {
+			continue
+		}
+		if err != nil {
+			if errors.Is(err, tap.ErrClosed) || ctx.Err() != nil {
+				return
+			}
+			select {
+			case b.portErr <- fmt.Errorf("read %s: %w", what, err):
+			default:
+			}
+			return
+		}
+		if short != nil && n < 14 {
+			short.Add(1)
+			continue
+		}
+		f := append([]byte(nil), buf[:n]...)
+		select {
+		case out <- f:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (b *Box) onLAN(now time.Duration, f []byte) {
+	b.lanInCount.Add(1)
+	b.kick = true
+	if len(f) >= 12 && bytes.Equal(f[6:12], b.guestMAC) {
+		// The guest's MAC arriving from the LAN: normal on a backup (the
+		// primary's outputs), a second live copy if this box is live.
+		if b.isLive() && b.gatePass && now-b.liveAt > time.Second {
+			b.foreignGuest.Add(1)
+		}
+		if b.role != ftcore.RoleBackup {
+			return // never feed the guest its own frames
+		}
+	}
+	if len(f) > guestvm.MaxFrame {
+		return // does not fit the guest's MTU
+	}
+	if err := b.node.OnLANFrame(now, f); err != nil {
+		b.lanInDropCount.Add(1)
+	}
+}
+
+func (b *Box) onLog(now time.Duration, f []byte) {
+	b.logInCount.Add(1)
+	b.kick = true
+	if len(f) < 14 || binary.BigEndian.Uint16(f[12:14]) != tap.EtherTypeLog {
+		b.logInShort.Add(1)
+		return
+	}
+	if err := b.node.OnLogFrame(now, f[14:]); err != nil {
+		b.log.Debug("log frame refused", "err", err)
+	}
+	if b.rttProbe.pos != 0 {
+		if st := b.node.Status(); st.LogAcked >= b.rttProbe.pos {
+			s := now - b.rttProbe.at
+			if b.rtt == 0 {
+				b.rtt = s
+			} else {
+				b.rtt = (7*b.rtt + s) / 8
+			}
+			b.rttProbe.pos = 0
+		}
+	}
+}
+
+func (b *Box) onArbiter(now time.Duration, r arbAnswer) {
+	b.arbBusy = false
+	b.kick = true
+	switch {
+	case r.err != nil:
+		b.arbLast = "error: " + r.err.Error()
+		b.warn(now, "arbiter", r.err)
+	case r.won:
+		b.arbLast = fmt.Sprintf("won epoch %d", r.epoch)
+		b.log.Info("arbiter granted epoch", "epoch", r.epoch)
+	default:
+		b.arbLast = fmt.Sprintf("lost epoch %d", r.epoch)
+		if r.holder != "" {
+			b.arbLast += fmt.Sprintf(" (latest grant: epoch %d to %s)", r.latest, r.holder)
+		}
+		b.peerEpoch = max(b.peerEpoch, r.epoch, r.latest)
+		b.log.Warn("arbiter refused epoch: the peer holds it", "epoch", r.epoch)
+	}
+	if err := b.node.OnArbiterReply(now, r.epoch, r.won, r.err); err != nil {
+		b.warn(now, "arbiter reply", err)
+	}
+	if r.err == nil {
+		b.arbClaim = 0
+	}
+}
+
+// flush writes the outbox to the ports. Role changes are acted on first,
+// so that the gate passes before released outputs reach the TAP.
+func (b *Box) flush(now time.Duration) {
+	ob := b.node.Outbox()
+	if b.connecting {
+		if b.node.Status().FramesReceived > 0 {
+			b.connecting = false
+			b.log.Info("peer connected", "role", b.role, "epoch", b.node.Epoch())
+			if b.role == ftcore.RolePrimary {
+				b.liveAt = now
+				if err := b.setGate(true); err != nil {
+					b.log.Error("gate", "err", err)
+				}
+			}
+		} else if b.waitingForPeer(now) && hasEvent(ob.Events, ftcore.EventPeerLost) {
+			// Never heard the peer: start over rather than fail over,
+			// until ConnectTimeout.
+			b.rebuilds++
+			if err := b.newCore(); err != nil {
+				b.warn(now, "restart core", err)
+			}
+			return
+		}
+	}
+	for _, e := range ob.Events {
+		b.onEvent(now, e)
+	}
+	for _, f := range ob.LAN {
+		if !b.gatePass {
+			// Cannot happen (a releasing role flips the gate first); a
+			// dropped frame is safer than a frame past a closed gate.
+			b.warn(now, "release", errors.New("output released while the gate drops"))
+		}
+		b.learnIP(f)
+		if err := b.tapPort.WriteFrame(f); err != nil {
+			b.portErrs++
+			b.warn(now, "tap write", err)
+			continue
+		}
+		b.lanOut++
+	}
+	for _, f := range ob.Replica {
+		b.learnIP(f)
+		if err := b.tapPort.WriteFrame(f); err != nil {
+			b.portErrs++
+			continue
+		}
+		b.replicaOut++
+	}
+	for _, f := range ob.Log {
+		if err := b.writeLog(f); err != nil {
+			b.portErrs++
+			b.warn(now, "log write", err)
+		}
+	}
+	for _, r := range ob.Arbiter {
+		b.askArbiter(r)
+	}
+	if b.rttProbe.pos == 0 {
+		if st := b.node.Status(); st.LogSent > st.LogAcked {
+			b.rttProbe.pos, b.rttProbe.at = st.LogSent, now
+		}
+	}
+}
+
+func hasEvent(es []ftcore.Event, k ftcore.EventKind) bool {
+	for _, e := range es {
+		if e.Kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *Box) waitingForPeer(now time.Duration) bool {
+	return b.connectTimeout < 0 || now < b.connectBy
+}
+
+func (b *Box) writeLog(payload []byte) error {
+	f := make([]byte, 14+len(payload))
+	copy(f[0:6], b.peerMAC)
+	copy(f[6:12], b.logMAC)
+	binary.BigEndian.PutUint16(f[12:14], tap.EtherTypeLog)
+	copy(f[14:], payload)
+	if err := b.logPort.WriteFrame(f); err != nil {
+		return err
+	}
+	b.logOut++
+	b.logOutB += uint64(len(f))
+	return nil
+}
+
+func (b *Box) learnIP(f []byte) {
+	if ip := learnGuestIP(f, b.guestMAC); ip != nil && !ip.Equal(b.guestIP) {
+		b.guestIP = ip
+	}
+}
+
+func (b *Box) isLive() bool {
+	return b.role == ftcore.RolePrimary || b.role == ftcore.RoleUnprotected
+}
+
+func (b *Box) onEvent(now time.Duration, e ftcore.Event) {
+	switch e.Kind {
+	case ftcore.EventRoleChanged:
+		old := b.role
+		b.role = e.Role
+		b.log.Info("role changed", "from", old, "to", e.Role, "epoch", e.Epoch)
+		live := b.isLive() && !(e.Role == ftcore.RolePrimary && b.connecting)
+		if live && !b.gatePass {
+			b.liveAt = now
+		}
+		if err := b.setGate(live); err != nil {
+			b.log.Error("gate", "err", err)
+		}
+		if f := b.failover; f != nil && f.GoLiveMS < 0 {
+			switch e.Role {
+			case ftcore.RoleUnprotected:
+				f.ToEpoch = e.Epoch
+				f.GoLiveMS = ms(now - b.failDetect)
+				if f.Result == "waiting for the arbiter" || f.Result == "going live" {
+					if old == ftcore.RoleGoingLive {
+						f.Result = "went live"
+					} else {
+						f.Result = "went on alone (backup lost)"
+					}
+				}
+			case ftcore.RoleHalted:
+				f.ToEpoch = b.arbClaim
+				f.Result = "halted: the arbiter gave the epoch to the peer"
+				if b.diverged {
+					f.Result = "halted: diverged replica must not take over"
+				}
+			case ftcore.RoleGoingLive:
+				f.Result = "going live"
+			}
+		}
+		_ = b.notify("STATUS=" + b.sdStatus())
+	case ftcore.EventPeerLost:
+		st := b.node.Status()
+		b.failDetect = now
+		heard := st.PeerLastHeard
+		if heard == 0 {
+			heard = time.Millisecond // never heard: detection counts from the start
+		}
+		reason := fmt.Sprintf("peer silent for %v (heartbeat timeout %v)", (now - heard).Round(time.Millisecond), b.cfg.Heartbeat.Timeout.Duration)
+		if st.PeerLastHeard == 0 {
+			reason = fmt.Sprintf("peer never heard within the connect timeout (%v)", b.connectTimeout)
+		}
+		b.failover = &FailoverStatus{
+			At:          b.startWall.Add(now - time.Millisecond),
+			Reason:      reason,
+			Result:      "waiting for the arbiter",
+			FromEpoch:   e.Epoch,
+			DetectionMS: ms(now - heard),
+			GoLiveMS:    -1,
+		}
+		if b.opts.Arbiter == nil {
+			b.noArbLoud = true
+			b.failover.Result = "stuck: no arbiter configured, will not go live automatically"
+			b.log.Error("peer lost and no arbiter is configured: this box will NOT go live automatically", "epoch", e.Epoch)
+		} else {
+			b.log.Warn("peer lost", "silent", now-heard, "epoch", e.Epoch)
+		}
+	case ftcore.EventAnnounce:
+		// ftcore reports Announce together with the role change to
+		// UNPROTECTED; make sure the gate passes before the LAN frames of
+		// this same outbox go out.
+		if err := b.setGate(true); err != nil {
+			b.log.Error("gate", "err", err)
+		}
+		if b.liveAt < b.failDetect || b.liveAt == 0 {
+			b.liveAt = now
+		}
+		st := b.node.Status()
+		if f := b.failover; f != nil {
+			f.Released = st.OutputsReleased
+		}
+		b.ann.start(now, b.schedule)
+		b.log.Info("went live", "epoch", e.Epoch, "icount", e.ICount, "released", st.OutputsReleased)
+	case ftcore.EventDivergence:
+		b.diverged = true
+		b.log.Error("divergence: replica state differs from the primary's", "icount", e.ICount,
+			"local", fmt.Sprintf("%x", e.Local[:8]), "remote", fmt.Sprintf("%x", e.Remote[:8]))
+	case ftcore.EventGuestExit:
+		k, code := b.m.Exit()
+		b.log.Warn("guest exited", "kind", k, "code", code, "icount", e.ICount)
+	}
+}
+
+func (b *Box) setGate(pass bool) error {
+	if pass == b.gatePass && b.gateErr == nil {
+		return nil
+	}
+	if err := b.gate.SetPass(pass); err != nil {
+		b.gateErr = err
+		return err
+	}
+	b.gatePass, b.gateErr = pass, nil
+	return nil
+}
+
+func (b *Box) askArbiter(r ftcore.ArbiterRequest) {
+	b.arbClaim = r.Epoch
+	if b.opts.Arbiter == nil {
+		b.noArbLoud = true
+		return
+	}
+	if b.arbBusy {
+		return // ftcore asks again; one call at a time
+	}
+	b.arbBusy = true
+	b.arbReqs++
+	timeout := b.cfg.Arbiter.Timeout.Duration
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		a := arbAnswer{epoch: r.Epoch}
+		if c, ok := b.opts.Arbiter.(arbiterClaimer); ok {
+			d, err := c.Claim(ctx, r.Epoch, r.Who)
+			a.won, a.err, a.latest, a.holder = d.Won, err, d.Epoch, d.Holder
+		} else {
+			a.won, a.err = b.opts.Arbiter.TestAndSetContext(ctx, r.Epoch, r.Who)
+		}
+		select {
+		case b.arbIn <- a:
+		case <-b.running:
+		}
+	}()
+}
+
+func (b *Box) announce(rounds int) {
+	for range rounds {
+		for _, f := range announceFrames(b.guestMAC, b.guestIP) {
+			if err := b.tapPort.WriteFrame(f); err != nil {
+				b.portErrs++
+				continue
+			}
+			b.announced++
+		}
+	}
+}
+
+func (b *Box) drainConsole() {
+	if c := b.m.TakeConsole(); len(c) > 0 && b.opts.Console != nil {
+		_, _ = b.opts.Console.Write(c)
+	}
+}
+
+func (b *Box) periodic(now time.Duration) {
+	ic := b.m.ICount()
+	if b.mipsAt != 0 && now > b.mipsAt && ic >= b.mipsIC {
+		b.mips = float64(ic-b.mipsIC) / float64((now-b.mipsAt)/time.Microsecond+1)
+	}
+	b.mipsIC, b.mipsAt = ic, now
+}
+
+// warn logs at most one warning per second.
+func (b *Box) warn(now time.Duration, what string, err error) {
+	if now-b.lastWarn < time.Second && b.lastWarn != 0 {
+		b.log.Debug(what, "err", err)
+		return
+	}
+	b.lastWarn = now
+	b.log.Warn(what, "err", err)
+}
+
+func (b *Box) sdStatus() string {
+	return fmt.Sprintf("%s epoch %d", b.role, b.node.Epoch())
+}
+
+// Status asks the loop for a snapshot. It fails if the loop is not running.
+func (b *Box) Status(ctx context.Context) (*Status, error) {
+	q := ctlReq{reply: make(chan *Status, 1)}
+	select {
+	case b.ctl <- q:
+	case <-b.running:
+		return nil, errors.New("box: not running")
+	case <-ctx.Done():
+		return nil, fmt.Errorf("box status: %w", ctx.Err())
+	}
+	select {
+	case s := <-q.reply:
+		return s, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("box status: %w", ctx.Err())
+	}
+}
+
+// Close stops Run (if it runs), detaches the gate and closes the ports
+// NewBox opened. It sends nothing to the peer: to the peer a closed box is
+// a failed one.
+func (b *Box) Close() error {
+	b.stopOnce.Do(func() { close(b.stop) })
+	if b.runStarted.Load() {
+		<-b.running
+	}
+	b.closePorts()
+	return nil
+}
+
+func (b *Box) closePorts() {
+	b.closeOnce.Do(func() {
+		// The gate first: a TAP closed under a PASS gate must not let
+		// anything more out; then the devices.
+		if len(b.owned) == 0 {
+			_ = b.tapPort.Close()
+			_ = b.logPort.Close()
+			return
+		}
+		b.closeOwned()
+		_ = b.tapPort.Close()
+		_ = b.logPort.Close()
+	})
+}
+
+// snapshot builds the Status; it runs on the loop goroutine.
+func (b *Box) snapshot(now time.Duration) *Status {
+	st := b.node.Status()
+	s := &Status{
+		SchemaVersion: StatusSchemaVersion,
+		Box:           b.cfg.Box.Name,
+		Time:          time.Now().UTC(),
+		UptimeMS:      ms(now - time.Millisecond),
+		Role:          st.Role.String(),
+		Epoch:         st.Epoch,
+	}
+	timeout := b.cfg.Heartbeat.Timeout.Duration
+	connected := st.PeerLastHeard != 0 && now-st.PeerLastHeard <= timeout && (st.Role == ftcore.RolePrimary || st.Role == ftcore.RoleBackup)
+	s.Arbiter = ArbiterInfo{
+		Configured: b.opts.Arbiter != nil, Address: b.cfg.Arbiter.Address, Requests: b.arbReqs,
+		InFlight: b.arbBusy, LastResult: b.arbLast, Claiming: b.arbClaim,
+	}
+	if s.Arbiter.Configured && s.Arbiter.Address == "" {
+		s.Arbiter.Address = "(in-process)"
+	}
+	s.Peer = PeerStatus{
+		Interface: b.cfg.LogLink.Interface, MAC: b.peerMAC.String(), Connected: connected, LinkUp: connected,
+		LastHeardAgoMS: -1, RTTMS: -1, ICount: st.PeerICount, EpochAtLeast: b.peerEpoch,
+	}
+	if st.PeerLastHeard != 0 {
+		s.Peer.LastHeardAgoMS = ms(now - st.PeerLastHeard)
+	}
+	if b.rtt != 0 {
+		s.Peer.RTTMS = ms(b.rtt)
+	}
+	s.Replication = ReplicationStatus{
+		LogAppended: st.LogAppended, LogSent: st.LogSent, LogAcked: st.LogAcked, LogDelivered: st.LogDelivered,
+		LogApplied: st.LogApplied, LagEntries: st.LagEntries, LagInstructions: st.LagInstr,
+		OutputsProduced: st.OutputsProduced, OutputsReleased: st.OutputsReleased, Watermark: st.Watermark,
+		OutputsHeld: st.OutputsHeld, OldestHeldAgeMS: -1, OutputsDropped: st.OutputsDropped, FlowStalls: st.FlowStalls,
+		LogEntryBytes: st.LogEntryBytes, InputBytes: st.InputBytes,
+		DigestsSent: st.DigestsSent, DigestsCompared: st.DigestsCompared, DigestMismatch: st.DigestMismatches,
+	}
+	if st.LagEntries > 0 {
+		// At the guest's recent speed; an idle guest's lag is the
+		// entries', not worth more than a nominal 1 MIPS.
+		s.Replication.LagMS = float64(st.LagInstr) / (max(b.mips, 1) * 1000)
+	}
+	if st.OutputsHeld > 0 && st.OldestHeld != 0 {
+		s.Replication.OldestHeldAgeMS = ms(now - st.OldestHeld)
+	}
+	kind, _ := b.m.Exit()
+	s.Guest = GuestStatus{
+		Running: kind == guestvm.ExitNone && st.Role != ftcore.RoleHalted, Exit: kind.String(),
+		ICount: st.ICount, MIPS: b.mips, MAC: b.guestMAC.String(),
+	}
+	if b.guestIP != nil {
+		s.Guest.IP = b.guestIP.String()
+	}
+	s.Gate = GateStatus{Interface: b.gateIf, Hook: b.gate.Hook(), Pass: b.gatePass}
+	if gs, err := b.gate.Stats(); err == nil {
+		s.Gate.PassedFrames, s.Gate.DroppedFrames = gs.PassedFrames, gs.DroppedFrames
+	} else {
+		s.Gate.Error = err.Error()
+	}
+	if b.gateErr != nil {
+		s.Gate.Error = b.gateErr.Error()
+	}
+	rej := map[string]uint64{}
+	for v := logwire.Verdict(1); v < logwire.NumVerdicts; v++ {
+		rej[v.String()] = st.Verdicts[v] + b.prevVerd[v]
+	}
+	rej["not_log_frame"] = b.logInShort.Load()
+	s.Counters = CounterStatus{
+		LANFramesIn: b.lanInCount.Load(), LANFramesOut: b.lanOut, ReplicaFramesOut: b.replicaOut,
+		LogFramesSent: b.logOut, LogFramesReceived: st.FramesReceived, LogFramesRejected: rej, LogBytesSent: b.logOutB,
+		Retransmits: st.Retransmits, FastRetransmits: st.FastRetransmits, Duplicates: st.Duplicates, OutOfOrder: st.OutOfOrder,
+		ProtocolErrors: st.ProtocolErrors, Announcements: b.announced, ForeignGuestFrames: b.foreignGuest.Load(), PortErrors: b.portErrs,
+	}
+	if b.failover != nil {
+		f := *b.failover
+		s.LastFailover = &f
+	}
+	b.judge(s, st, now)
+	return s
+}
+
+// judge sets Protection, Health, ExitCode, Problems and Notes.
+func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
+	code := ExitOK
+	bad := func(c int, format string, a ...any) {
+		code = max(code, c)
+		s.Problems = append(s.Problems, fmt.Sprintf(format, a...))
+	}
+	note := func(format string, a ...any) { s.Notes = append(s.Notes, fmt.Sprintf(format, a...)) }
+	switch st.Role {
+	case ftcore.RoleHalted:
+		s.Protection = Halted
+	case ftcore.RoleUnprotected, ftcore.RoleGoingLive:
+		s.Protection = Unprotected
+	default:
+		switch {
+		case b.connecting:
+			s.Protection = Syncing
+		case s.Peer.Connected && st.Role == ftcore.RoleBackup && b.diverged:
+			s.Protection = Unprotected
+		case s.Peer.Connected:
+			s.Protection = Protected
+		default:
+			s.Protection = Unprotected
+		}
+	}
+	if b.diverged || st.DigestMismatches > 0 {
+		bad(ExitCritical, "DIVERGENCE: the replica's state digest differs from the primary's; the backup must not take over")
+	}
+	if s.Counters.ForeignGuestFrames > 0 && b.isLive() && b.gatePass {
+		bad(ExitCritical, "SPLIT-BRAIN SUSPECTED: %d frames from the guest's MAC %s arrived from the LAN while this box is live",
+			s.Counters.ForeignGuestFrames, b.guestMAC)
+	}
+	switch s.Protection {
+	case Halted:
+		switch {
+		case b.peerEpoch != 0:
+			bad(ExitCritical, "HALTED: peer is primary in epoch %d (the arbiter refused us that epoch); this box will not preempt it; rejoin needs state transfer (not yet implemented): restart the pair to re-protect", b.peerEpoch)
+		case b.diverged:
+			bad(ExitCritical, "HALTED: diverged replica")
+		default:
+			bad(ExitCritical, "HALTED")
+		}
+	case Unprotected:
+		if st.Role == ftcore.RoleGoingLive {
+			bad(ExitWarning, "GOING LIVE: peer lost, replaying the log and claiming epoch %d", b.arbClaim)
+		} else if st.Role == ftcore.RoleUnprotected {
+			bad(ExitWarning, "UNPROTECTED: the guest runs with no backup (state transfer to a new backup is not yet implemented)")
+		} else {
+			bad(ExitWarning, "UNPROTECTED: peer not heard for %s", age(s.Peer.LastHeardAgoMS))
+		}
+	case Syncing:
+		if b.connectTimeout < 0 {
+			bad(ExitWarning, "SYNCING: waiting for the peer on %s (never heard; waiting forever)", b.cfg.LogLink.Interface)
+		} else {
+			left := max(b.connectBy-now, 0).Round(time.Millisecond)
+			bad(ExitWarning, "SYNCING: waiting for the peer on %s (never heard; %v left before failure detection starts)", b.cfg.LogLink.Interface, left)
+		}
+	}
+	if b.opts.Arbiter == nil {
+		switch {
+		case b.noArbLoud || st.Role == ftcore.RoleUnprotected || st.Role == ftcore.RoleGoingLive || (st.Role == ftcore.RolePrimary && b.arbClaim != 0):
+			bad(ExitCritical, "NO ARBITER: the peer is lost and no arbiter is configured: this box will NOT go live (or go on alone) automatically")
+		default:
+			bad(ExitWarning, "WARNING: no arbiter configured: a failure of either box will NOT be taken over automatically")
+		}
+	}
+	if st.Role == ftcore.RolePrimary && st.OutputsHeld > 0 && s.Replication.OldestHeldAgeMS > ms(b.cfg.Heartbeat.Timeout.Duration) {
+		note("outputs held for %s waiting for the backup's ack", age(s.Replication.OldestHeldAgeMS))
+	}
+	if b.rebuilds > 0 && b.connecting {
+		note("restarted the replication core %d times while waiting for the peer", b.rebuilds)
+	}
+	if st.Role == ftcore.RoleBackup && s.Peer.Connected {
+		note("replica outputs die at the gate (%d dropped)", s.Gate.DroppedFrames)
+	}
+	s.ExitCode, s.Health = code, healthName(code)
+	if s.Problems == nil {
+		s.Problems = []string{}
+	}
+	if s.Notes == nil {
+		s.Notes = []string{}
+	}
+}
+
+// The network arbiter's client is what `ftbox run` wires in.
+var (
+	_ Arbiter        = (*ArbiterClient)(nil)
+	_ arbiterClaimer = (*ArbiterClient)(nil)
+)
