@@ -118,15 +118,28 @@ func (b *Backup) OnLANFrame(now time.Duration, frame []byte) error {
 	return nil
 }
 
-// OnLogFrame takes a frame from the logging link (or the second path).
-// Once the backup has declared the primary failed it accepts nothing more:
-// it must not acknowledge log it will not replay.
+// OnLogFrame takes a frame from the logging link. Once the backup has
+// declared the primary failed it accepts nothing more: it must not
+// acknowledge log it will not replay.
 func (b *Backup) OnLogFrame(now time.Duration, frame []byte) error {
+	return b.onFrame(now, frame, false)
+}
+
+// OnPeerLANFrame takes a frame the primary sent over the second path (its
+// Outbox.PeerLAN). The backup declares the primary failed only when both
+// paths were silent for Timeout: a primary heard on the LAN is alive, and
+// taking over from it would be a needless failover (and, were the arbiter
+// not there, a split brain). See the package documentation.
+func (b *Backup) OnPeerLANFrame(now time.Duration, frame []byte) error {
+	return b.onFrame(now, frame, true)
+}
+
+func (b *Backup) onFrame(now time.Duration, frame []byte, second bool) error {
 	b.tick(now)
 	if b.role != RoleBackup || b.live != nil {
 		return nil
 	}
-	ctl, stream, err := b.ch.receive(now, frame)
+	ctl, stream, err := b.ch.receive(now, frame, second)
 	b.log = append(b.log, stream...)
 	for _, e := range stream {
 		if ic, ok := icountOf(e); ok {

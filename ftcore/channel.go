@@ -60,9 +60,12 @@ type channel struct {
 
 	out, out2 [][]byte
 	hbAt      time.Duration
-	lastRx    time.Duration
-	heard     bool   // an authentic frame ever arrived
-	peerEpoch uint64 // highest epoch seen on an authentic frame
+	lastRx    time.Duration // last authentic frame on either path
+	heard     bool          // an authentic frame ever arrived
+	lastLogRx time.Duration // last authentic frame on the logging link
+	logHeard  bool
+	stuckFrom time.Duration // sender: when the oldest unacknowledged entry was sent (0: none)
+	peerEpoch uint64        // highest epoch seen on an authentic frame
 }
 
 type outEntry struct {
@@ -157,6 +160,9 @@ func (c *channel) flush(now time.Duration) error {
 	if c.sent > c.acked && !c.timerOn {
 		c.timerOn, c.rtoAt = true, now+c.rto
 	}
+	if c.sent > c.acked && c.stuckFrom == 0 {
+		c.stuckFrom = now
+	}
 	return nil
 }
 
@@ -246,6 +252,10 @@ func (c *channel) onAck(now time.Duration, ack uint64, ackFrame bool) {
 		c.rto, c.dupAcks = c.cfg.RTOInitial, 0
 		c.timerOn = c.sent > c.acked
 		c.rtoAt = now + c.rto
+		c.stuckFrom = 0
+		if c.timerOn {
+			c.stuckFrom = now
+		}
 	case ackFrame && ack == c.acked && c.sent > c.acked:
 		c.dupAcks++
 		if c.dupAcks == 3 {
@@ -255,13 +265,19 @@ func (c *channel) onAck(now time.Duration, ack uint64, ackFrame bool) {
 	}
 }
 
-// receive authenticates one frame from the peer. It returns the control
-// entries of a control frame and the stream entries that became deliverable
-// in order (fragments reassembled). Byte slices alias a private copy.
-func (c *channel) receive(now time.Duration, raw []byte) (ctl, stream []logwire.Entry, err error) {
+// receive authenticates one frame from the peer, from the logging link or
+// (second) from the second path. It returns the control entries of a control
+// frame and the stream entries that became deliverable in order (fragments
+// reassembled). Byte slices alias a private copy. The second path carries
+// only control frames: a hello or a data frame there is refused.
+func (c *channel) receive(now time.Duration, raw []byte, second bool) (ctl, stream []logwire.Entry, err error) {
 	frame := bytes.Clone(raw)
 	h, err := logwire.ParseHeader(frame)
 	if err == nil && h.IsHello() {
+		if second {
+			c.st.ProtocolErrors++
+			return nil, nil, fmt.Errorf("hello on the second path: %w", ErrFrame)
+		}
 		return nil, nil, c.onHello(now, frame)
 	}
 	if c.sess == nil {
@@ -277,8 +293,15 @@ func (c *channel) receive(now time.Duration, raw []byte) (ctl, stream []logwire.
 		return nil, nil, fmt.Errorf("%w: %w", ErrFrame, err)
 	}
 	c.lastRx, c.heard = now, true
+	if !second {
+		c.lastLogRx, c.logHeard = now, true
+	}
 	c.peerEpoch = max(c.peerEpoch, fr.Epoch)
 	c.st.FramesReceived++
+	if fr.Base != 0 && second {
+		c.st.ProtocolErrors++
+		return nil, nil, fmt.Errorf("data frame on the second path: %w", ErrProtocol)
+	}
 	if fr.Base == 0 {
 		hasAck := false
 		for e := range fr.Entries.All() {
@@ -360,6 +383,7 @@ func (c *channel) onHello(now time.Duration, frame []byte) error {
 			return fmt.Errorf("handshake: %w", err)
 		}
 		c.sess, c.lastRx, c.heard = s, now, true
+		c.lastLogRx, c.logHeard = now, true
 		return nil
 	}
 	if peer.Role != logwire.RolePrimary || (c.sess != nil && c.sess.Confirmed()) {

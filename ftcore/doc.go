@@ -36,7 +36,11 @@
 // reproduce the frames. The frames are held with P and released, in order,
 // once the backup's cumulative ack covers P. The guest keeps running
 // meanwhile. The count of released frames is logged as ReleasedOutput{W},
-// which lets the backup drop its copies 1..W.
+// which lets the backup drop its copies 1..W. W counts only frames handed
+// out in an outbox the owner has already taken (and so written: the owner
+// writes a whole outbox before it steps again), never frames of the outbox
+// that carries W itself: a box dying after writing its log frames and
+// before its LAN frames must not tell the backup those frames are out.
 //
 // # Go-live
 //
@@ -51,4 +55,32 @@
 // the arbiter for epoch+1 and goes on UNPROTECTED (releasing what it held)
 // if it won, or halts if it lost. The arbiter grants each epoch once, so at
 // most one box releases output in an epoch.
+//
+// # The second path
+//
+// With Config.SecondPath, heartbeats also go out in Outbox.PeerLAN, for the
+// owner to carry over the LAN; frames that arrive that way are fed to
+// OnPeerLANFrame (not OnLogFrame). The two paths answer different
+// questions. "Is the peer alive?" — any authentic frame on either path says
+// yes. "Can the backup be kept in step?" — only the logging link says so.
+// Hence, as in VMware FT (where the failure that matters is the loss of the
+// logging traffic, and the test-and-set decides who goes on):
+//   - The backup declares the primary failed only when both paths were
+//     silent for Timeout. With the logging link cut and the LAN up, the
+//     primary is alive and serving: taking over would be a needless
+//     failover and the arbiter's grant its only protection against two
+//     primaries.
+//   - The primary gives up its backup when the logging link was silent for
+//     Timeout, or has delivered nothing (the oldest unacknowledged entry
+//     waited 2×Timeout — a link cut one way), whatever the LAN says: it
+//     claims the next epoch and, having won, goes on UNPROTECTED, releasing
+//     what it held. It then stops sending heartbeats on both paths; the
+//     backup, hearing nothing for Timeout, claims the same epoch, loses and
+//     halts.
+//
+// So a cut logging link with the LAN up costs no failover: the primary
+// keeps the service (unprotected) and the backup halts; re-protecting the
+// guest needs a new backup (a snapshot transfer this package does not do).
+// With both paths cut (a partition) both claim and the arbiter picks one.
+// Without SecondPath, any cut longer than Timeout is a partition.
 package ftcore

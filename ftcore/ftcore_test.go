@@ -470,3 +470,98 @@ func TestMemArbiter(t *testing.T) {
 		t.Fatal("next epoch lost")
 	}
 }
+
+// TestWatermarkOnlyForWrittenOutputs: the released-output watermark must
+// not reach the backup in the same outbox as the outputs it covers. A box
+// loop that writes Outbox.Log before Outbox.LAN and dies in between would
+// otherwise tell the backup "1 and 2 are out" when they are not, the backup
+// would drop its copies, and outputs 1 and 2 would be lost at go-live.
+// (Found by the simulation's mid-release crashes with log-first writes.)
+func TestWatermarkOnlyForWrittenOutputs(t *testing.T) {
+	h := newManual(t)
+	h.handshake(t)
+	for _, m := range []string{"m1", "m2"} {
+		h.now += time.Millisecond
+		h.p.OnLANFrame(h.now, []byte(m))
+		h.stepP(t)
+	}
+	h.deliverB(t, nil) // the backup holds the log and acks it; the acks wait in h.toP
+	h.stepB(t)
+	if len(h.lan) != 0 {
+		t.Fatal("released before the ack")
+	}
+	// The acks and a new request arrive together; the loop steps once.
+	h.now += time.Millisecond
+	for _, f := range h.toP {
+		if err := h.p.OnLogFrame(h.now, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.toP = nil
+	h.p.OnLANFrame(h.now, []byte("m3"))
+	if err := h.p.Step(h.now); err != nil {
+		t.Fatal(err)
+	}
+	ob := h.p.Outbox()
+	if len(ob.LAN) != 2 {
+		t.Fatalf("released %d outputs, want 2", len(ob.LAN))
+	}
+	// The loop writes the log frames, then dies before the LAN frames.
+	for _, f := range ob.Log {
+		if err := h.b.OnLogFrame(h.now, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out []string
+	for range 200 {
+		h.now += time.Millisecond
+		if err := h.b.Step(h.now); err != nil {
+			t.Fatal(err)
+		}
+		ob := h.b.Outbox()
+		for _, r := range ob.Arbiter {
+			h.b.OnArbiterReply(h.now, r.Epoch, true, nil)
+		}
+		for _, f := range append(ob.LAN, h.b.Outbox().LAN...) {
+			out = append(out, string(f))
+		}
+		if h.b.Role() == ftcore.RoleUnprotected {
+			break
+		}
+	}
+	if h.b.Role() != ftcore.RoleUnprotected || len(out) < 2 || out[0] != "reply 1 m1" || out[1] != "reply 2 m2" {
+		t.Fatalf("backup %v went live releasing %q: outputs 1 and 2 must be among them", h.b.Role(), out)
+	}
+}
+
+// TestSimSecondPathNoFailover: with the second path (LAN) up, a cut of the
+// logging link — both ways, or only the log direction — costs no failover:
+// the primary gives up its backup and serves on unprotected, the backup
+// (hearing the primary on the LAN) does not take over, and halts once the
+// primary falls silent. Before the fix the pair hung: the LAN heartbeats
+// kept both failure detectors quiet, so the primary held every output for
+// an ack that could not come, for as long as the cut lasted.
+func TestSimSecondPathNoFailover(t *testing.T) {
+	for _, cut := range []string{"both", "log only (A→B)", "acks only (B→A)"} {
+		c := &client{period: 300 * time.Microsecond, max: 600}
+		w := fakeWorld(t, 9, c, func(o *sim.Options) { o.Config.SecondPath = true })
+		w.Run(30 * time.Millisecond)
+		pb, bp := w.Links()
+		pb.Down = cut != "acks only (B→A)"
+		bp.Down = cut != "log only (A→B)"
+		w.Run(400 * time.Millisecond)
+		if w.P.Role() != ftcore.RoleUnprotected || w.B.Role() != ftcore.RoleHalted {
+			t.Fatalf("cut %s: roles %v %v, want UNPROTECTED HALTED", cut, w.P.Role(), w.B.Role())
+		}
+		if bs := w.B.Status(); bs.WentLive != 0 {
+			t.Fatalf("cut %s: the backup went live at %v", cut, bs.WentLive)
+		}
+		if len(c.got) != 600 || c.check(t) != 0 {
+			t.Fatalf("cut %s: %d replies of 600", cut, len(c.got))
+		}
+		if _, err := w.Check(); err != nil {
+			t.Fatalf("cut %s: %v", cut, err)
+		}
+		t.Logf("cut %s: primary gave up its backup %v after the cut", cut, w.P.Status().FailureDetected-30*time.Millisecond)
+	}
+}

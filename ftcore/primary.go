@@ -42,7 +42,8 @@ type Primary struct {
 
 	held      []heldOut
 	outN      uint64 // outputs produced
-	released  uint64 // outputs released (the watermark)
+	released  uint64 // outputs released
+	handed    uint64 // outputs released in an outbox already taken (the watermark)
 	wmLogged  uint64
 	peerIC    uint64 // backup's applied icount
 	alarmedIC map[uint64]bool
@@ -138,17 +139,30 @@ func (p *Primary) OnConsoleInput(now time.Duration, data []byte) error {
 	return nil
 }
 
-// OnLogFrame takes a frame from the logging link (or a heartbeat frame from
-// the second path): acks release held outputs at once. Frames that fail
-// authentication are counted and refused with an error wrapping ErrFrame;
-// they change nothing.
+// OnLogFrame takes a frame from the logging link: acks release held outputs
+// at once. Frames that fail authentication are counted and refused with an
+// error wrapping ErrFrame; they change nothing.
 func (p *Primary) OnLogFrame(now time.Duration, frame []byte) error {
+	return p.onFrame(now, frame, false)
+}
+
+// OnPeerLANFrame takes a frame the backup sent over the second path (its
+// Outbox.PeerLAN, carried by the LAN). It shows that the backup is alive
+// but, unlike the logging link, not that the backup can be kept in step:
+// a primary whose logging link is silent for Timeout, or delivers nothing
+// for 2×Timeout, gives up its backup (claims the next epoch) even while
+// the second path is up. See the package documentation.
+func (p *Primary) OnPeerLANFrame(now time.Duration, frame []byte) error {
+	return p.onFrame(now, frame, true)
+}
+
+func (p *Primary) onFrame(now time.Duration, frame []byte, second bool) error {
 	p.tick(now)
 	if !p.protected() || p.claimEpoch != 0 {
 		return nil // no backup any more: nothing it says matters
 	}
 	acked := p.ch.acked
-	ctl, stream, err := p.ch.receive(now, frame)
+	ctl, stream, err := p.ch.receive(now, frame, second)
 	if err != nil {
 		return fmt.Errorf("primary: %w", err)
 	}
@@ -200,11 +214,22 @@ func (p *Primary) OnArbiterReply(now time.Duration, epoch uint64, won bool, err 
 	return nil
 }
 
-func (p *Primary) lastHeard() time.Duration {
-	if p.ch.heard {
-		return p.ch.lastRx
+// logDeadline is when the logging link counts as failed if nothing changes:
+// Timeout after the last authentic frame on it, or 2×Timeout after the
+// oldest unacknowledged entry was sent (a link that carries the backup's
+// heartbeats but not the log, or only one way, is as useless as a dead
+// one; twice the timeout leaves room for RTOMax-capped retransmissions
+// under loss).
+func (p *Primary) logDeadline() time.Duration {
+	last := p.startedAt
+	if p.ch.logHeard {
+		last = p.ch.lastLogRx
 	}
-	return p.startedAt
+	d := last + p.cfg.Timeout
+	if p.ch.stuckFrom != 0 {
+		d = min(d, p.ch.stuckFrom+2*p.cfg.Timeout)
+	}
+	return d
 }
 
 // Step does whatever is due: timers, failure detection, injecting queued
@@ -222,7 +247,7 @@ func (p *Primary) Step(now time.Duration) error {
 		if err := p.ch.tick(now); err != nil {
 			errs = append(errs, err)
 		}
-		if p.claimEpoch == 0 && now-p.lastHeard() > p.cfg.Timeout {
+		if p.claimEpoch == 0 && now > p.logDeadline() {
 			p.st.FailureDetected = now
 			p.ob.Events = append(p.ob.Events, Event{Kind: EventPeerLost, At: now, Role: p.role, Epoch: p.epoch, ICount: p.m.ICount()})
 			p.claimEpoch, p.claimAt = p.epoch+1, now
@@ -246,11 +271,15 @@ func (p *Primary) Step(now time.Duration) error {
 	}
 	p.release()
 	if p.protected() {
-		if p.released > p.wmLogged {
-			if _, err := p.log(logwire.ReleasedOutput{Watermark: p.released}); err != nil {
+		// The watermark covers only outputs handed out in an earlier
+		// outbox: the owner wrote those before calling Step again, whereas
+		// this Step's outbox may be cut short by a crash after its log
+		// frames are written and before its LAN frames are.
+		if p.handed > p.wmLogged {
+			if _, err := p.log(logwire.ReleasedOutput{Watermark: p.handed}); err != nil {
 				errs = append(errs, err)
 			}
-			p.wmLogged = p.released
+			p.wmLogged = p.handed
 		}
 		if err := p.ch.flush(now); err != nil {
 			errs = append(errs, err)
@@ -510,7 +539,7 @@ func (p *Primary) Deadline() time.Duration {
 			return p.claimAt
 		}
 		d = minDeadline(p.ch.deadline(), p.ch.hbAt)
-		d = minDeadline(d, p.lastHeard()+p.cfg.Timeout+1)
+		d = minDeadline(d, p.logDeadline()+1)
 		if p.released > p.wmLogged {
 			d = minDeadline(d, p.ch.hbAt)
 		}
@@ -527,11 +556,14 @@ func (p *Primary) Deadline() time.Duration {
 	return d
 }
 
-// Outbox returns and clears what the primary has to send.
+// Outbox returns and clears what the primary has to send. The owner
+// writes all of it before the next Step (in any order): outputs released in
+// it are announced to the backup (ReleasedOutput) only from the next Step on.
 func (p *Primary) Outbox() Outbox {
 	if p.ch != nil {
 		p.ch.takeOut(&p.ob)
 	}
+	p.handed = p.released
 	return p.ob.take()
 }
 

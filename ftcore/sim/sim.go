@@ -1,28 +1,38 @@
 // Package sim is the deterministic simulation of an ftbox pair: a primary, a
-// backup, an in-memory arbiter, a client and the links between them, in one
-// goroutine on a simulated clock, every random choice drawn from one seed.
-// Links drop, duplicate, reorder, delay, corrupt and partition; boxes crash
-// and pause. The machine and the client workload are supplied by the caller
-// (the tests use guestvm running netsvc and a UDP INCR client), so this
-// package depends on ftcore only.
+// backup, an arbiter, a client and the links between them, in one goroutine
+// on a simulated clock, every random choice drawn from one seed.
+//
+// The world is event driven: it jumps to the next thing due (a frame
+// arriving, a box's deadline, the client's next request, a scheduled fault)
+// and handles it. A box's Step costs simulated time (NsPerInstr per guest
+// instruction plus StepCost), during which the box handles nothing else.
+//
+// Links (see LinkID) drop, duplicate, reorder, delay, corrupt and partition,
+// each direction on its own. Boxes crash — between steps, at an exact
+// instruction count inside a Step (the Probe unwinds the Step; its outbox is
+// never written), or while writing an outbox (some released frames or log
+// frames written, the rest not) — and pause like SIGSTOP (frames queue up to
+// a socket buffer's worth; the box resumes later). Forged frames (random,
+// bit-flipped, truncated, replayed) are put on the logging link and the
+// second path. Every link can be captured to one pcapng file, one interface
+// per link, with simulated timestamps.
+//
+// The machine and the client workload are supplied by the caller (the tests
+// use guestvm running netsvc and a UDP INCR client), so this package depends
+// on ftcore only.
 package sim
 
 import (
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"math/rand/v2"
-	"sort"
+	"slices"
 	"time"
 
 	"ftbox/ftcore"
 	"ftbox/ftcore/logwire"
 )
-
-// Faults of one direction of a link.
-type Faults struct {
-	Loss, Dup, Reorder, Corrupt float64 // probabilities per frame
-	Down                        bool    // partitioned: every frame lost
-}
 
 // Client is the workload on the LAN.
 type Client interface {
@@ -32,47 +42,59 @@ type Client interface {
 	Receive(now time.Duration, frame []byte)
 }
 
-// Options describe one run.
+// Waker is implemented by a Client that knows when it next wants Tick; a
+// client without it is polled every Options.Tick.
+type Waker interface {
+	Next() time.Duration
+}
+
+// Options describe one run. Zero fields take the defaults given.
 type Options struct {
 	Seed       uint64
 	NewMachine func() (ftcore.Machine, error)
 	Client     Client
 	Config     ftcore.Config // base config; Name, Endpoint, Rand and Epoch are filled in
-	Latency    time.Duration // one-way, default 50 µs
+	Latency    time.Duration // one-way, every link, default 50 µs
 	Jitter     time.Duration // added uniformly, default Latency/2
-	Tick       time.Duration // simulation step, default 50 µs
+	Tick       time.Duration // poll period of a client that is no Waker, default 50 µs
 	NsPerInstr float64       // simulated guest speed, default 3 (≈ 330 MIPS)
-	LogPB      Faults        // logging link primary → backup
-	LogBP      Faults        // backup → primary
-	Forge      float64       // probability per tick of a forged frame on the logging link
-}
+	StepCost   time.Duration // host time of one Step besides the guest's instructions, default 2 µs
 
-type inflight struct {
-	at   time.Duration
-	seq  uint64
-	data []byte
-}
+	LogPB, LogBP   Faults // logging link, primary → backup and back
+	PathPB, PathBP Faults // second heartbeat path over the LAN
+	LAN            Faults // client ↔ boxes, each of the four directions
 
-type queue struct {
-	f     *Faults
-	items []inflight
+	Forge      float64       // forged frames per simulated millisecond on the logging link and the second path
+	RecvBuffer int           // frames a paused box's sockets keep (the rest is dropped), default 512
+	ArbiterRTT time.Duration // round trip to the arbiter, default 200 µs
+	LogFirst   bool          // the box loop writes Outbox.Log before Outbox.LAN (default: LAN first)
+	Capture    io.Writer     // if set, a pcapng of every link is written here (call Close)
 }
 
 // Box is one side of the pair as the simulation sees it.
 type Box struct {
 	Name      string
-	node      node
+	Index     int
+	Probe     *Probe
+	Endpoint  *logwire.Endpoint
 	Dead      bool
+	DiedAt    time.Duration
+	Death     string // how it died, for reports
 	PausedTil time.Duration
-	busyTil   time.Duration
-	inLog     queue
-	inLAN     queue
-	ICount    func() uint64
+
+	node     node
+	busyTil  time.Duration
+	in       arrivals
+	paused   bool // was paused at its last look: drain the socket buffer on resume
+	released uint64
+	first    uint64 // number of its first released output
+	flush    *flushCrash
 }
 
 type node interface {
 	OnLANFrame(time.Duration, []byte) error
 	OnLogFrame(time.Duration, []byte) error
+	OnPeerLANFrame(time.Duration, []byte) error
 	OnArbiterReply(time.Duration, uint64, bool, error) error
 	Step(time.Duration) error
 	Deadline() time.Duration
@@ -82,12 +104,28 @@ type node interface {
 	Epoch() uint64
 }
 
-// Release is one frame a box released to the LAN.
+// Release is one guest output a box put on the LAN.
 type Release struct {
 	At    time.Duration
-	Box   string
+	Box   int
 	Epoch uint64
+	Num   uint64 // the output's number in the guest's output sequence (1, 2, …)
 	Frame []byte
+}
+
+// Counts of what the fault machinery did.
+type Counts struct {
+	Forged, ForgedRefused   uint64
+	MidRelease, MidBatch    uint64 // crashes while an outbox was partly written
+	ICountCrashes           uint64 // crashes at an exact instruction count inside a Step
+	PauseOverflow           uint64 // frames dropped from a paused box's full socket buffer
+	ArbiterCalls, ArbiterOK uint64
+}
+
+type action struct {
+	at  time.Duration
+	seq uint64
+	fn  func()
 }
 
 // World is a running simulation.
@@ -101,11 +139,21 @@ type World struct {
 	Boxes   [2]*Box
 	Arbiter *ftcore.MemArbiter
 
+	links     [NumLinks]Faults
+	linkStats [NumLinks]LinkStats
+	fifo      [NumLinks]time.Duration // latest in-order arrival per link
+	clientIn  arrivals
+	sched     []action
+	forgeAt   time.Duration
+	recent    [2][][]byte // genuine frames each box authenticated lately (replay material)
+	capture   *capture
+
 	Releases []Release
 	Events   []ftcore.Event
-	Errors   []string // unexpected errors returned by the boxes
-	Forged   uint64   // forged frames injected
-	LogBytes uint64   // bytes put on the logging link
+	Errors   []string // unexpected errors returned by the boxes, or invariant breaches seen on the way
+	Counts   Counts
+	Forged   uint64 // forged frames injected (= Counts.Forged)
+	LogBytes uint64 // bytes put on the logging link by both boxes
 }
 
 type seededReader struct{ r *rand.Rand }
@@ -119,225 +167,476 @@ func (s seededReader) Read(b []byte) (int, error) {
 
 // New builds a world: both machines, the pair in epoch 1, the arbiter.
 func New(o Options) (*World, error) {
-	if o.Latency == 0 {
-		o.Latency = 50 * time.Microsecond
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
 	}
-	if o.Jitter == 0 {
-		o.Jitter = o.Latency / 2
-	}
-	if o.Tick == 0 {
-		o.Tick = 50 * time.Microsecond
-	}
+	def(&o.Latency, 50*time.Microsecond)
+	def(&o.Jitter, o.Latency/2)
+	def(&o.Tick, 50*time.Microsecond)
+	def(&o.StepCost, 2*time.Microsecond)
+	def(&o.ArbiterRTT, 200*time.Microsecond)
 	if o.NsPerInstr == 0 {
 		o.NsPerInstr = 3
 	}
+	if o.RecvBuffer == 0 {
+		o.RecvBuffer = 512
+	}
 	w := &World{opts: o, rng: rand.New(rand.NewPCG(o.Seed, 0x5eed)), Arbiter: &ftcore.MemArbiter{}}
+	w.links = [NumLinks]Faults{LogAB: o.LogPB, LogBA: o.LogBP, PathAB: o.PathPB, PathBA: o.PathBP, CliA: o.LAN, CliB: o.LAN, ACli: o.LAN, BCli: o.LAN}
 	psk := sha256.Sum256(fmt.Appendf(nil, "sim psk %d", o.Seed))
-	mk := func(name string) (ftcore.Config, ftcore.Machine, error) {
+	for i, name := range []string{"A", "B"} {
 		ep, err := logwire.NewEndpoint(psk, logwire.Options{})
 		if err != nil {
-			return ftcore.Config{}, nil, err
+			return nil, fmt.Errorf("sim: %w", err)
 		}
 		c := o.Config
 		c.Name, c.Endpoint, c.Epoch = name, ep, 1
 		c.Rand = seededReader{rand.New(rand.NewPCG(w.rng.Uint64(), w.rng.Uint64()))}
 		m, err := o.NewMachine()
-		return c, m, err
+		if err != nil {
+			return nil, fmt.Errorf("sim: machine %s: %w", name, err)
+		}
+		b := &Box{Name: name, Index: i, Probe: &Probe{M: m}, Endpoint: ep}
+		if i == 0 {
+			w.P, err = ftcore.NewPrimary(c, b.Probe)
+			b.node = w.P
+		} else {
+			w.B, err = ftcore.NewBackup(c, b.Probe)
+			b.node = w.B
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sim: %w", err)
+		}
+		w.Boxes[i] = b
 	}
-	cp, mp, err := mk("A")
-	if err != nil {
-		return nil, fmt.Errorf("sim: %w", err)
+	if o.Capture != nil {
+		c, err := newCapture(o.Capture)
+		if err != nil {
+			return nil, fmt.Errorf("sim: %w", err)
+		}
+		w.capture = c
 	}
-	cb, mb, err := mk("B")
-	if err != nil {
-		return nil, fmt.Errorf("sim: %w", err)
-	}
-	if w.P, err = ftcore.NewPrimary(cp, mp); err != nil {
-		return nil, fmt.Errorf("sim: %w", err)
-	}
-	if w.B, err = ftcore.NewBackup(cb, mb); err != nil {
-		return nil, fmt.Errorf("sim: %w", err)
-	}
-	w.Boxes[0] = &Box{Name: "A", node: w.P, ICount: mp.ICount, inLog: queue{f: &w.opts.LogBP}, inLAN: queue{f: &Faults{}}}
-	w.Boxes[1] = &Box{Name: "B", node: w.B, ICount: mb.ICount, inLog: queue{f: &w.opts.LogPB}, inLAN: queue{f: &Faults{}}}
+	w.planForge()
 	return w, nil
 }
 
-// Links gives access to the fault settings while running.
-func (w *World) Links() (pb, bp *Faults) { return &w.opts.LogPB, &w.opts.LogBP }
+// Close flushes the capture, if any.
+func (w *World) Close() error {
+	if w.capture != nil {
+		return w.capture.flush()
+	}
+	return nil
+}
 
-// Crash kills a box for good; Pause stops it for d (like SIGSTOP): frames
-// queue up and are handled when it resumes.
-func (w *World) Crash(i int)                  { w.Boxes[i].Dead = true }
-func (w *World) Pause(i int, d time.Duration) { w.Boxes[i].PausedTil = w.Now + d }
+// Link gives access to one link's faults while running (cut: Down = true).
+func (w *World) Link(l LinkID) *Faults { return &w.links[l] }
 
-func (w *World) send(q *queue, data []byte) {
-	f := q.f
-	if f.Down || w.rng.Float64() < f.Loss {
+// Links returns the logging link's two directions.
+func (w *World) Links() (pb, bp *Faults) { return &w.links[LogAB], &w.links[LogBA] }
+
+// LinkStats returns what each link did.
+func (w *World) LinkStats() [NumLinks]LinkStats { return w.linkStats }
+
+// Rand is the world's random source, for fault schedules that must replay
+// with the seed.
+func (w *World) Rand() *rand.Rand { return w.rng }
+
+// At schedules fn at simulated time t (actions at the same time run in the
+// order they were scheduled).
+func (w *World) At(t time.Duration, fn func()) {
+	w.seq++
+	a := action{at: t, seq: w.seq, fn: fn}
+	i, _ := slices.BinarySearchFunc(w.sched, a, func(x, y action) int {
+		if x.at != y.at {
+			return int(x.at - y.at)
+		}
+		return int(x.seq - y.seq)
+	})
+	w.sched = slices.Insert(w.sched, i, a)
+}
+
+// Crash kills box i now, between steps.
+func (w *World) Crash(i int) { w.kill(i, "crashed between steps") }
+
+// CrashAtICount arms box i to die when its guest reaches instruction count
+// ic, inside whatever Step gets there (ic must be ahead of the guest).
+func (w *World) CrashAtICount(i int, ic uint64) { w.Boxes[i].Probe.arm(ic) }
+
+// FlushKind says which part of an outbox a mid-write crash splits.
+type FlushKind int
+
+const (
+	SplitRelease FlushKind = iota // some released guest outputs written, others not
+	SplitLog                      // some logging-link frames of one batch written, others not
+)
+
+type flushCrash struct{ kind FlushKind }
+
+// CrashMidFlush arms box i to die while writing its next outbox that holds
+// at least two frames of the kind: a random non-empty proper prefix of them
+// (and whatever the box loop writes before them) gets out, the rest is lost.
+func (w *World) CrashMidFlush(i int, k FlushKind) { w.Boxes[i].flush = &flushCrash{k} }
+
+// Pause stops box i for d, like SIGSTOP: it handles nothing, frames queue
+// up to RecvBuffer, and it resumes where it was.
+func (w *World) Pause(i int, d time.Duration) {
+	b := w.Boxes[i]
+	b.PausedTil = max(b.PausedTil, w.Now+d)
+	b.paused = true
+}
+
+func (w *World) kill(i int, why string) {
+	b := w.Boxes[i]
+	if b.Dead {
 		return
 	}
-	n := 1
-	if w.rng.Float64() < f.Dup {
-		n = 2
-	}
-	for range n {
-		d := append([]byte(nil), data...)
-		if w.rng.Float64() < f.Corrupt && len(d) > 0 {
-			d[w.rng.IntN(len(d))] ^= byte(1 + w.rng.IntN(255))
-		}
-		at := w.Now + w.opts.Latency + time.Duration(w.rng.Int64N(int64(w.opts.Jitter)+1))
-		if w.rng.Float64() < f.Reorder {
-			at += time.Duration(w.rng.Int64N(int64(10 * w.opts.Latency)))
-		}
-		w.seq++
-		q.items = append(q.items, inflight{at: at, seq: w.seq, data: d})
-	}
+	b.Dead, b.DiedAt, b.Death = true, w.Now, why
+	b.in = nil
 }
 
-func (q *queue) due(now time.Duration) [][]byte {
-	sort.Slice(q.items, func(i, j int) bool {
-		if q.items[i].at != q.items[j].at {
-			return q.items[i].at < q.items[j].at
-		}
-		return q.items[i].seq < q.items[j].seq
-	})
-	n := 0
-	for n < len(q.items) && q.items[n].at <= now {
-		n++
-	}
-	out := make([][]byte, n)
-	for i := range n {
-		out[i] = q.items[i].data
-	}
-	q.items = q.items[n:]
-	return out
-}
-
-// Run advances the simulation until the given time.
+// Run advances the simulation to the given time.
 func (w *World) Run(until time.Duration) {
-	for w.Now < until {
-		w.step()
-		w.Now += w.opts.Tick
-	}
+	w.RunUntil(until, nil)
+	w.Now = max(w.Now, until)
 }
 
 // RunUntil advances until cond holds or the time limit passes; it reports
 // whether cond held.
 func (w *World) RunUntil(limit time.Duration, cond func() bool) bool {
-	for w.Now < limit {
-		if cond() {
+	for {
+		if cond != nil && cond() {
 			return true
 		}
+		t := w.next()
+		if t > limit {
+			w.Now = max(w.Now, limit)
+			return cond != nil && cond()
+		}
+		w.Now = max(w.Now, t)
 		w.step()
-		w.Now += w.opts.Tick
 	}
-	return cond()
+}
+
+const never = time.Duration(1<<63 - 1)
+
+// next is the time of the next thing due.
+func (w *World) next() time.Duration {
+	t := never
+	for _, b := range w.Boxes {
+		if b.Dead {
+			continue
+		}
+		base := max(b.PausedTil, b.busyTil)
+		if a, ok := b.in.next(); ok {
+			t = min(t, max(a, base))
+		}
+		if d := b.node.Deadline(); d != 0 {
+			t = min(t, max(d, base))
+		}
+	}
+	if c := w.opts.Client; c != nil {
+		if wk, ok := c.(Waker); ok {
+			t = min(t, wk.Next())
+		} else {
+			t = min(t, w.Now+w.opts.Tick)
+		}
+	}
+	if a, ok := w.clientIn.next(); ok {
+		t = min(t, a)
+	}
+	if len(w.sched) > 0 {
+		t = min(t, w.sched[0].at)
+	}
+	if w.forgeAt != 0 {
+		t = min(t, w.forgeAt)
+	}
+	return t
 }
 
 func (w *World) step() {
 	now := w.Now
-	if w.opts.Client != nil {
-		for _, f := range w.opts.Client.Tick(now) {
-			for _, b := range w.Boxes {
-				w.send(&b.inLAN, f) // a hub: both boxes see the client's frames
+	for len(w.sched) > 0 && w.sched[0].at <= now {
+		a := w.sched[0]
+		w.sched = w.sched[1:]
+		a.fn()
+	}
+	if c := w.opts.Client; c != nil {
+		due := true
+		if wk, ok := c.(Waker); ok {
+			due = wk.Next() <= now
+		}
+		if due {
+			for _, f := range c.Tick(now) {
+				w.send(CliA, &w.Boxes[0].in, f)
+				w.send(CliB, &w.Boxes[1].in, f)
 			}
 		}
 	}
-	if w.opts.Forge > 0 && w.rng.Float64() < w.opts.Forge {
+	if w.forgeAt != 0 && now >= w.forgeAt {
 		w.forge()
+		w.planForge()
 	}
-	for i, b := range w.Boxes {
-		if b.Dead {
-			b.inLog.items, b.inLAN.items = nil, nil
-			continue
+	for _, b := range w.Boxes {
+		w.stepBox(b)
+	}
+	for {
+		f, ok := w.clientIn.pop(now)
+		if !ok {
+			break
 		}
-		if now < b.PausedTil || now < b.busyTil {
-			continue
+		w.capture.packet(f)
+		w.linkStats[f.link].Delivered++
+		if w.opts.Client != nil {
+			w.opts.Client.Receive(f.at, f.data)
 		}
-		for _, f := range b.inLog.due(now) {
-			if err := b.node.OnLogFrame(now, f); err != nil {
-				_ = err // refused frames are counted by verdict; expected under corruption
+	}
+}
+
+// stepBox lets one box handle what arrived and run its Step if due.
+func (w *World) stepBox(b *Box) {
+	now := w.Now
+	if b.Dead || now < b.PausedTil || now < b.busyTil {
+		return
+	}
+	var due []frame
+	for {
+		f, ok := b.in.pop(now)
+		if !ok {
+			break
+		}
+		due = append(due, f)
+	}
+	if b.paused {
+		b.paused = false
+		if len(due) > w.opts.RecvBuffer {
+			kept := due[:0]
+			for i, f := range due {
+				if i < w.opts.RecvBuffer || f.arb != nil {
+					kept = append(kept, f)
+					continue
+				}
+				w.linkStats[f.link].Overflow++
+				w.Counts.PauseOverflow++
 			}
+			due = kept
 		}
-		for _, f := range b.inLAN.due(now) {
-			_ = b.node.OnLANFrame(now, f)
+	}
+	ic := b.Probe.ICount()
+	alive := w.guard(b, func() {
+		for _, f := range due {
+			w.deliver(b, f)
 		}
 		if d := b.node.Deadline(); d != 0 && d <= now {
-			ic := b.ICount()
 			if err := b.node.Step(now); err != nil {
-				w.Errors = append(w.Errors, fmt.Sprintf("%v %s: %v", now, b.Name, err))
+				w.Errors = append(w.Errors, fmt.Sprintf("%v %s step: %v", now, b.Name, err))
 			}
-			b.busyTil = now + time.Duration(float64(b.ICount()-ic)*w.opts.NsPerInstr)
 		}
-		w.drain(i)
+	})
+	if !alive {
+		return
+	}
+	b.busyTil = now + w.opts.StepCost + time.Duration(float64(b.Probe.ICount()-ic)*w.opts.NsPerInstr)
+	w.drain(b)
+}
+
+// guard runs fn and turns the probe's unwinding into the box's death.
+func (w *World) guard(b *Box, fn func()) (alive bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			c, ok := r.(crashed)
+			if !ok {
+				panic(r)
+			}
+			w.Counts.ICountCrashes++
+			w.kill(b.Index, fmt.Sprintf("crashed inside Step at icount %d", c.icount))
+			alive = false
+		}
+	}()
+	fn()
+	return true
+}
+
+// deliver hands one arrived frame to a box.
+func (w *World) deliver(b *Box, f frame) {
+	now := w.Now
+	if f.arb != nil {
+		_ = b.node.OnArbiterReply(now, f.arb.epoch, f.arb.won, nil)
+		return
+	}
+	w.capture.packet(f)
+	w.linkStats[f.link].Delivered++
+	switch f.link {
+	case CliA, CliB:
+		_ = b.node.OnLANFrame(now, f.data)
+	case LogAB, LogBA, PathAB, PathBA:
+		ok := b.Endpoint.Counters().Get(logwire.VerdictOK)
+		if f.link == PathAB || f.link == PathBA {
+			_ = b.node.OnPeerLANFrame(now, f.data) // refused frames are counted by verdict
+		} else {
+			_ = b.node.OnLogFrame(now, f.data)
+		}
+		accepted := b.Endpoint.Counters().Get(logwire.VerdictOK) != ok
+		if accepted && !f.forged {
+			w.remember(b.Index, f.data) // authenticated once: any copy from now on is a replay
+		}
+		if f.forged {
+			if accepted {
+				if h, err := logwire.ParseHeader(f.data); err != nil || !h.IsHello() {
+					w.Errors = append(w.Errors, fmt.Sprintf("%v %s: forged frame (%s) authenticated", now, b.Name, f.note))
+				}
+			} else {
+				w.Counts.ForgedRefused++
+			}
+		}
 	}
 }
 
-func (w *World) drain(i int) {
-	b, peer := w.Boxes[i], w.Boxes[1-i]
+type arbReply struct {
+	epoch uint64
+	won   bool
+}
+
+// drain writes box b's outbox, in the box loop's order, unless it is armed
+// to die in the middle of it.
+func (w *World) drain(b *Box) {
 	ob := b.node.Outbox()
+	peer := w.Boxes[1-b.Index]
+	logL, pathL, outL := LogAB, PathAB, ACli
+	if b.Index == 1 {
+		logL, pathL, outL = LogBA, PathBA, BCli
+	}
+	type item struct {
+		lan   bool
+		link  LinkID
+		frame []byte
+	}
+	var lan, log []item
+	for _, f := range ob.LAN {
+		lan = append(lan, item{true, outL, f})
+	}
 	for _, f := range ob.Log {
-		w.LogBytes += uint64(len(f))
-		w.send(&peer.inLog, f)
+		log = append(log, item{false, logL, f})
 	}
 	for _, f := range ob.PeerLAN {
-		w.send(&peer.inLog, f)
+		log = append(log, item{false, pathL, f})
 	}
-	for _, f := range ob.LAN {
-		w.Releases = append(w.Releases, Release{At: w.Now, Box: b.Name, Epoch: b.node.Epoch(), Frame: f})
-		if w.opts.Client != nil {
-			w.opts.Client.Receive(w.Now, f)
+	order := append(lan, log...)
+	if w.opts.LogFirst {
+		order = append(log, lan...)
+	}
+	cut := len(order)
+	if fc := b.flush; fc != nil {
+		var at []int // positions of the frames the crash splits
+		for i, it := range order {
+			if (fc.kind == SplitRelease && it.lan) || (fc.kind == SplitLog && it.link == logL) {
+				at = append(at, i)
+			}
 		}
+		if len(at) >= 2 {
+			cut = at[1+w.rng.IntN(len(at)-1)]
+			if fc.kind == SplitRelease {
+				w.Counts.MidRelease++
+			} else {
+				w.Counts.MidBatch++
+			}
+		}
+	}
+	for _, it := range order[:cut] {
+		if it.lan {
+			w.release(b, it.frame)
+			w.send(it.link, &w.clientIn, it.frame)
+			continue
+		}
+		if it.link == logL {
+			w.LogBytes += uint64(len(it.frame))
+		}
+		w.send(it.link, &peer.in, it.frame)
+	}
+	if cut < len(order) {
+		w.kill(b.Index, fmt.Sprintf("crashed writing its outbox (%d of %d frames out)", cut, len(order)))
+		return
 	}
 	for _, r := range ob.Arbiter {
-		won, err := w.Arbiter.TestAndSet(r.Epoch, r.Who)
-		_ = b.node.OnArbiterReply(w.Now, r.Epoch, won, err)
+		w.Counts.ArbiterCalls++
+		// The test-and-set happens when the request reaches the arbiter;
+		// the answer comes back half a round trip later.
+		r := r
+		w.At(w.Now+w.opts.ArbiterRTT/2, func() {
+			won, _ := w.Arbiter.TestAndSet(r.Epoch, r.Who)
+			if won {
+				w.Counts.ArbiterOK++
+			}
+			w.seq++
+			b.in.push(frame{at: w.Now + w.opts.ArbiterRTT/2, seq: w.seq, link: -1, arb: &arbReply{r.Epoch, won}})
+		})
 	}
 	w.Events = append(w.Events, ob.Events...)
-	if len(ob.Arbiter) > 0 || len(ob.Events) > 0 {
-		w.drain(i) // the reply may have released output
-	}
 }
 
-// forge puts a frame on the logging link that no key holder made: random
-// bytes behind a plausible header, or a real frame replayed.
+// release records one output put on the LAN, numbered in the guest's output
+// sequence: a box that started as primary releases 1, 2, …; the promoted
+// backup starts at its Status().GoLiveFirst.
+func (w *World) release(b *Box, f []byte) {
+	if b.released == 0 {
+		b.first = 1
+		if b.Index == 1 {
+			b.first = w.B.Status().GoLiveFirst
+		}
+	}
+	w.Releases = append(w.Releases, Release{At: w.Now, Box: b.Index, Epoch: b.node.Epoch(), Num: b.first + b.released, Frame: f})
+	b.released++
+}
+
+func (w *World) remember(to int, f []byte) {
+	r := &w.recent[to]
+	if len(*r) >= 64 {
+		*r = (*r)[1:]
+	}
+	*r = append(*r, f)
+}
+
+func (w *World) planForge() {
+	if w.opts.Forge <= 0 {
+		return
+	}
+	w.forgeAt = w.Now + time.Duration(w.rng.ExpFloat64()/w.opts.Forge*float64(time.Millisecond)) + 1
+}
+
+// forge puts a frame no key holder made on the logging link or the second
+// path: random bytes behind a plausible header, a genuine frame with a bit
+// flipped, truncated, or replayed verbatim later.
 func (w *World) forge() {
+	to := w.rng.IntN(2)
+	link := []LinkID{LogAB, LogBA}[to]
+	if w.rng.IntN(4) == 0 {
+		link = []LinkID{PathAB, PathBA}[to]
+	}
+	var f []byte
+	note := "forged random"
+	recent := w.recent[to]
+	switch k := w.rng.IntN(4); {
+	case k == 0 || len(recent) == 0:
+		f = make([]byte, logwire.HeaderLen+16+w.rng.IntN(200))
+		for i := range f {
+			f[i] = byte(w.rng.Uint32())
+		}
+		f[0], f[1], f[2], f[3], f[4], f[5] = 0x46, 0x54, 1, 0, byte(1+w.rng.IntN(2)), 0
+	case k == 1:
+		f = append([]byte(nil), recent[w.rng.IntN(len(recent))]...)
+		f[w.rng.IntN(len(f))] ^= 1 << w.rng.IntN(8)
+		note = "forged bit flip"
+	case k == 2:
+		g := recent[w.rng.IntN(len(recent))]
+		f = append([]byte(nil), g[:w.rng.IntN(len(g))]...)
+		note = "forged truncation"
+	default:
+		f = append([]byte(nil), recent[w.rng.IntN(len(recent))]...)
+		note = "forged replay"
+	}
 	w.Forged++
-	to := w.Boxes[w.rng.IntN(2)]
-	f := make([]byte, 60+w.rng.IntN(200))
-	for i := range f {
-		f[i] = byte(w.rng.Uint32())
-	}
-	f[0], f[1], f[2], f[3], f[4], f[5] = 0x46, 0x54, 1, 0, byte(1+w.rng.IntN(2)), 0
-	to.inLog.items = append(to.inLog.items, inflight{at: w.Now, data: f})
-}
-
-// Check verifies the invariants that do not depend on the workload: at most
-// one box released output in any epoch; no divergence; the backup's go-live
-// left no gap after the primary's last release. It returns the duplicate
-// window (outputs released by both).
-func (w *World) Check() (dups uint64, err error) {
-	by := map[uint64]string{}
-	for _, r := range w.Releases {
-		if who, ok := by[r.Epoch]; ok && who != r.Box {
-			return 0, fmt.Errorf("epoch %d: both %s and %s released output", r.Epoch, who, r.Box)
-		}
-		by[r.Epoch] = r.Box
-	}
-	for _, e := range w.Events {
-		if e.Kind == ftcore.EventDivergence {
-			return 0, fmt.Errorf("divergence at icount %d", e.ICount)
-		}
-	}
-	ps, bs := w.P.Status(), w.B.Status()
-	if bs.DigestMismatches != 0 {
-		return 0, fmt.Errorf("%d digest mismatches", bs.DigestMismatches)
-	}
-	if bs.GoLiveFirst != 0 {
-		if bs.GoLiveFirst > ps.Watermark+1 {
-			return 0, fmt.Errorf("lost output: primary released up to %d, backup went live releasing from %d", ps.Watermark, bs.GoLiveFirst)
-		}
-		dups = ps.Watermark + 1 - bs.GoLiveFirst
-	}
-	return dups, nil
+	w.Counts.Forged++
+	w.seq++
+	w.Boxes[to].in.push(frame{at: w.Now, seq: w.seq, link: link, data: f, forged: true, note: note})
 }

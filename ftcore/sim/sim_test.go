@@ -1,11 +1,17 @@
 package sim_test
 
 import (
-	"flag"
+	"bytes"
+	"errors"
 	"fmt"
-	"net"
-	"strconv"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,12 +20,6 @@ import (
 	"ftbox/ftcore/sim"
 	"ftbox/guestvm"
 	"ftbox/tools/guests"
-	"ftbox/tools/pkt"
-)
-
-var (
-	seedFlag  = flag.Int64("seed", -1, "run only this simulation seed")
-	seedCount = flag.Int("seeds", 12, "simulation seeds per scenario")
 )
 
 // vm adapts *guestvm.Machine to ftcore.Machine.
@@ -43,8 +43,10 @@ func (v vm) Inject(e logwire.Entry) error {
 	return err
 }
 
+var netsvcImage = sync.OnceValues(func() ([]byte, error) { return guests.Image("netsvc") })
+
 func newNetsvc() (ftcore.Machine, error) {
-	img, err := guests.Image("netsvc")
+	img, err := netsvcImage()
 	if err != nil {
 		return nil, err
 	}
@@ -58,250 +60,347 @@ func newNetsvc() (ftcore.Machine, error) {
 	return vm{m}, nil
 }
 
-var (
-	clientHost = pkt.Host{MAC: net.HardwareAddr{0x02, 0, 0, 0, 0, 0x64}, IP: net.IPv4(10, 77, 0, 100)}
-	guestHost  = pkt.Host{MAC: net.HardwareAddr(guestvm.DefaultMAC[:]), IP: net.IPv4(10, 77, 0, 10)}
-)
-
-// incrClient sends INCR requests with unique ids to UDP 7000 and retries
-// unanswered ones, Jepsen-set style.
-type incrClient struct {
-	period, retry time.Duration
-	max           int
-	next          time.Duration
-	sent          int
-	pending       map[string]time.Duration // reqid → last sent
-	values        map[string][]uint64      // reqid → values replied
-	frames        int
-	replies       []string
-	first         map[string]time.Duration
-	latency       []time.Duration
+// plan is one seed's fault schedule and network, all drawn from the seed.
+type plan struct {
+	seed       int64
+	fault      string
+	at, dur    time.Duration
+	secondPath bool
+	logFirst   bool
+	log, lan   sim.Faults
+	forge      float64
 }
 
-func newIncr(max int) *incrClient {
-	return &incrClient{period: 500 * time.Microsecond, retry: 30 * time.Millisecond, max: max,
-		pending: map[string]time.Duration{}, values: map[string][]uint64{}, first: map[string]time.Duration{}}
+var faultKinds = []string{
+	"none",
+	"crash-primary-icount", "crash-primary-mid-release", "crash-primary-mid-batch", "crash-primary",
+	"crash-backup-icount", "crash-backup",
+	"pause-primary-short", "pause-primary-long", "pause-backup-short", "pause-backup-long",
+	"cut-log-short", "cut-log-long", "cut-log-oneway", "cut-lanpath", "partition",
 }
 
-func (c *incrClient) req(id string) []byte {
-	return pkt.UDP(clientHost, guestHost, 4000, 7000, fmt.Appendf(nil, "INCR c %s", id))
+func planFor(seed int64) plan {
+	r := rand.New(rand.NewPCG(uint64(seed), 0xfa175))
+	p := plan{seed: seed, fault: faultKinds[r.IntN(len(faultKinds))]}
+	p.at = time.Duration(20+r.IntN(130)) * time.Millisecond
+	p.secondPath = r.IntN(2) == 0
+	p.logFirst = r.IntN(2) == 0
+	loss := []float64{0, 0.01, 0.05, 0.1}[r.IntN(4)]
+	p.log = sim.Faults{Loss: loss, Dup: 0.02, Reorder: 0.05, Corrupt: 0.01}
+	p.lan = sim.Faults{Loss: []float64{0, 0.01, 0.05}[r.IntN(3)], Dup: 0.02, Reorder: 0.05}
+	if r.IntN(2) == 0 {
+		p.forge = 0.5
+	}
+	switch {
+	case strings.HasSuffix(p.fault, "-short"):
+		p.dur = time.Duration(10+r.IntN(40)) * time.Millisecond // well below the 90 ms timeout
+	default:
+		p.dur = time.Duration(150+r.IntN(250)) * time.Millisecond
+	}
+	return p
 }
 
-func (c *incrClient) Tick(now time.Duration) [][]byte {
-	var out [][]byte
-	if c.sent < c.max && now >= c.next {
-		c.sent++
-		id := fmt.Sprintf("r%d", c.sent)
-		c.pending[id] = now
-		c.first[id] = now
-		c.next = now + c.period
-		out = append(out, c.req(id))
-	}
-	for id, at := range c.pending {
-		if now-at >= c.retry {
-			c.pending[id] = now
-			out = append(out, c.req(id))
-		}
-	}
-	return out
+func (p plan) String() string {
+	return fmt.Sprintf("%s at %v for %v, second path %v, log-first %v, log %+v, lan %+v, forge %v/ms",
+		p.fault, p.at, p.dur, p.secondPath, p.logFirst, p.log, p.lan, p.forge)
 }
 
-func (c *incrClient) Receive(now time.Duration, f []byte) {
-	c.frames++
-	d := pkt.Decode(f)
-	if d.UDP == nil || d.UDP.SrcPort != 7000 || !d.ChecksumsOK {
-		return
+// result of one seed.
+type result struct {
+	plan    plan
+	w       *sim.World
+	c       *incrClient
+	rep     sim.Report
+	crashAt time.Duration // when the crash happened (0: none)
+	fired   bool
+}
+
+const requests = 300
+
+// runSeed runs one seed: the workload starts at once, the fault comes at
+// plan.at, everything heals at plan.at+plan.dur (a crashed box stays dead),
+// then the world runs until the client is done or 2 s passed, and 300 ms
+// more for stragglers to time out. It checks
+// the invariants, the client history and the outcome the fault must have.
+func runSeed(seed int64, newMachine func() (ftcore.Machine, error), capture io.Writer) (*result, error) {
+	return runPlan(planFor(seed), newMachine, capture)
+}
+
+func runPlan(p plan, newMachine func() (ftcore.Machine, error), capture io.Writer) (*result, error) {
+	seed := p.seed
+	if newMachine == nil {
+		newMachine = newNetsvc
 	}
-	c.replies = append(c.replies, string(d.Payload))
-	fs := strings.Fields(string(d.Payload))
-	if len(fs) != 2 {
-		return
-	}
-	v, err := strconv.ParseUint(fs[1], 10, 64)
+	c := newIncr(requests)
+	w, err := sim.New(sim.Options{
+		Seed: uint64(seed), NewMachine: newMachine, Client: c,
+		Config: ftcore.Config{DigestInterval: 50 * time.Millisecond, SecondPath: p.secondPath},
+		LogPB:  p.log, LogBP: p.log, PathPB: p.log, PathBP: p.log, LAN: p.lan,
+		Forge: p.forge, LogFirst: p.logFirst, Capture: capture,
+	})
 	if err != nil {
-		return
+		return nil, err
 	}
-	if _, ok := c.pending[fs[0]]; ok {
-		c.latency = append(c.latency, now-c.first[fs[0]])
-	}
-	delete(c.pending, fs[0])
-	c.values[fs[0]] = append(c.values[fs[0]], v)
-}
-
-// check: no value the counter could not produce twice for different
-// requests (that would be a lost increment replayed), every acknowledged
-// request has a value, duplicates are exact repeats.
-func (c *incrClient) check(t *testing.T, seed int64) (acked int) {
-	t.Helper()
-	owner := map[uint64]string{}
-	for id, vs := range c.values {
-		for _, v := range vs {
-			if o, ok := owner[v]; ok && o != id {
-				t.Fatalf("seed %d: value %d returned for %s and %s: an acknowledged increment was lost", seed, v, o, id)
+	defer w.Close()
+	res := &result{plan: p, w: w, c: c}
+	heal := p.at + p.dur
+	cut := func(ls ...sim.LinkID) {
+		for _, l := range ls {
+			w.Link(l).Down = true
+		}
+		w.At(heal, func() {
+			for _, l := range ls {
+				w.Link(l).Down = false
 			}
-			owner[v] = id
+		})
+	}
+	w.At(p.at, func() {
+		rnd := w.Rand()
+		switch p.fault {
+		case "crash-primary-icount":
+			w.CrashAtICount(0, w.Boxes[0].Probe.ICount()+1+rnd.Uint64N(50_000))
+		case "crash-backup-icount":
+			w.CrashAtICount(1, w.Boxes[1].Probe.ICount()+1+rnd.Uint64N(50_000))
+		case "crash-primary-mid-release":
+			w.CrashMidFlush(0, sim.SplitRelease)
+		case "crash-primary-mid-batch":
+			w.CrashMidFlush(0, sim.SplitLog)
+		case "crash-primary":
+			w.Crash(0)
+		case "crash-backup":
+			w.Crash(1)
+		case "pause-primary-short", "pause-primary-long":
+			w.Pause(0, p.dur)
+		case "pause-backup-short", "pause-backup-long":
+			w.Pause(1, p.dur)
+		case "cut-log-short", "cut-log-long":
+			cut(sim.LogAB, sim.LogBA)
+		case "cut-log-oneway":
+			cut([]sim.LinkID{sim.LogAB, sim.LogBA}[rnd.IntN(2)])
+		case "cut-lanpath":
+			cut(sim.PathAB, sim.PathBA)
+		case "partition":
+			cut(sim.LogAB, sim.LogBA, sim.PathAB, sim.PathBA)
+		}
+	})
+	w.RunUntil(heal+2*time.Second, func() bool { return w.Now >= heal && c.Done() })
+	w.Run(w.Now + 300*time.Millisecond) // let stragglers time out: a resumed old primary halts, an abandoned backup too
+	for _, b := range w.Boxes {
+		if b.Dead {
+			res.fired, res.crashAt = true, b.DiedAt
 		}
 	}
-	return len(c.values)
+	res.rep, err = w.Verify()
+	if err != nil {
+		return res, err
+	}
+	if err := c.Check(); err != nil {
+		return res, err
+	}
+	return res, res.outcome()
 }
 
-func seeds() []int64 {
-	if *seedFlag >= 0 {
-		return []int64{*seedFlag}
+// outcome checks the roles the fault must have led to (DESIGN.md, and the
+// second-path rule in ftcore's package documentation).
+func (r *result) outcome() error {
+	w, p := r.w, r.plan
+	role := [2]ftcore.Role{w.P.Role(), w.B.Role()}
+	serving := 0
+	for i, b := range w.Boxes {
+		if !b.Dead && (role[i] == ftcore.RolePrimary || role[i] == ftcore.RoleUnprotected) {
+			serving++
+		}
 	}
-	s := make([]int64, *seedCount)
+	if serving != 1 {
+		return fmt.Errorf("%d boxes serve at the end (A %v dead %v, B %v dead %v)", serving, role[0], w.Boxes[0].Dead, role[1], w.Boxes[1].Dead)
+	}
+	want := func(a, b ftcore.Role) error {
+		if role != [2]ftcore.Role{a, b} {
+			return fmt.Errorf("roles A %v B %v, want %v %v", role[0], role[1], a, b)
+		}
+		return nil
+	}
+	switch p.fault {
+	case "none", "pause-primary-short", "pause-backup-short", "cut-log-short", "cut-lanpath":
+		return want(ftcore.RolePrimary, ftcore.RoleBackup) // no false failover
+	case "crash-primary-icount", "crash-primary", "crash-primary-mid-release", "crash-primary-mid-batch":
+		if !w.Boxes[0].Dead {
+			return want(ftcore.RolePrimary, ftcore.RoleBackup) // the crash point was not reached
+		}
+		return want(ftcore.RolePrimary, ftcore.RoleUnprotected) // A's role is frozen at its death
+	case "crash-backup-icount", "crash-backup":
+		if !w.Boxes[1].Dead {
+			return want(ftcore.RolePrimary, ftcore.RoleBackup)
+		}
+		return want(ftcore.RoleUnprotected, ftcore.RoleBackup)
+	case "pause-primary-long":
+		return want(ftcore.RoleHalted, ftcore.RoleUnprotected)
+	case "pause-backup-long":
+		return want(ftcore.RoleUnprotected, ftcore.RoleHalted)
+	case "cut-log-long", "cut-log-oneway":
+		// The primary is heard on the LAN: it keeps the service, no failover.
+		// A one-way cut of the acks is detected after Timeout; of the log
+		// after 2×Timeout: a short one may heal first.
+		if p.secondPath && (p.fault == "cut-log-long" || role != [2]ftcore.Role{ftcore.RolePrimary, ftcore.RoleBackup}) {
+			return want(ftcore.RoleUnprotected, ftcore.RoleHalted)
+		}
+	}
+	return nil // partition, or a cut log link without a second path: either side may win
+}
+
+func seeds(def int) []int64 {
+	if *sim.SeedFlag >= 0 {
+		return []int64{*sim.SeedFlag}
+	}
+	n := def
+	if *sim.SeedsFlag > 0 {
+		n = *sim.SeedsFlag
+	}
+	s := make([]int64, n)
 	for i := range s {
 		s[i] = int64(i)
 	}
 	return s
 }
 
-func world(t *testing.T, seed int64, c sim.Client, f sim.Faults) *sim.World {
+// sweep runs seeds on all CPUs (each world is one goroutine; worlds share
+// nothing) and reports failures with their reproduction and capture.
+func sweep(t *testing.T, name string, ss []int64, newMachine func() (ftcore.Machine, error), each func(*result)) {
 	t.Helper()
-	w, err := sim.New(sim.Options{
-		Seed: uint64(seed), NewMachine: newNetsvc, Client: c,
-		Config: ftcore.Config{DigestInterval: 20 * time.Millisecond},
-		LogPB:  f, LogBP: f,
-	})
+	var mu sync.Mutex
+	var failed []int64
+	errs := map[int64]error{}
+	results := make([]*result, len(ss))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				r, err := runSeed(ss[i], newMachine, nil)
+				results[i] = r
+				if err != nil {
+					mu.Lock()
+					failed = append(failed, ss[i])
+					errs[ss[i]] = err
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := range ss {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	sort.Slice(failed, func(i, j int) bool { return failed[i] < failed[j] })
+	for i, seed := range failed {
+		if i == 5 {
+			t.Errorf("… and %d more failing seeds", len(failed)-5)
+			break
+		}
+		t.Errorf("%s seed %d: %v\n  plan: %v\n  reproduce: go test ./ftcore/... -run Sim -seed %d\n  capture: %s",
+			name, seed, errs[seed], planFor(seed), seed, captureSeed(seed, newMachine))
+	}
+	for _, r := range results {
+		if r != nil && each != nil {
+			each(r)
+		}
+	}
+}
+
+// captureSeed runs a seed again with every link captured and returns the
+// pcapng's path.
+func captureSeed(seed int64, newMachine func() (ftcore.Machine, error)) string {
+	dir, err := os.MkdirTemp("", "ftbox-sim-")
 	if err != nil {
-		t.Fatal(err)
+		return err.Error()
 	}
-	return w
+	path := filepath.Join(dir, fmt.Sprintf("seed-%d.pcapng", seed))
+	f, err := os.Create(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	r, _ := runSeed(seed, newMachine, f)
+	if r != nil {
+		r.w.Close()
+	}
+	return path
 }
 
-func TestSimNetsvcNoFailure(t *testing.T) {
-	c := newIncr(200)
-	w := world(t, 1, c, sim.Faults{Loss: 0.1, Dup: 0.05, Reorder: 0.1})
-	w.Run(400 * time.Millisecond)
-	if _, err := w.Check(); err != nil {
-		t.Fatal(err)
-	}
-	if n := c.check(t, 1); n != 200 {
-		t.Fatalf("%d of 200 requests acknowledged", n)
-	}
-	ps, bs := w.P.Status(), w.B.Status()
-	if bs.DigestsCompared == 0 || ps.Role != ftcore.RolePrimary {
-		t.Fatalf("digests %d role %v", bs.DigestsCompared, ps.Role)
-	}
-	t.Logf("netsvc, 10%% loss: %d requests, log %d bytes for %d input bytes (%.1f log bytes per input byte), %d digests compared, %d retransmits, outputs %d",
-		c.sent, w.LogBytes, ps.InputBytes, float64(w.LogBytes)/float64(ps.InputBytes), bs.DigestsCompared, ps.Retransmits, ps.OutputsReleased)
-}
+// TestSimNetsvc sweeps the real guest (netsvc): the INCR workload, a
+// random fault per seed over a noisy network with forged frames.
+func TestSimNetsvc(t *testing.T) { sweepTest(t, "netsvc", 1, newNetsvc) }
 
-func TestSimNetsvcPrimaryCrash(t *testing.T) {
-	var worstDetect, worstLive time.Duration
+// TestSimFake sweeps ten times as many seeds on counterVM, the cheap
+// stand-in for netsvc: same workload, faults and checks.
+func TestSimFake(t *testing.T) { sweepTest(t, "fake", 10, newCounterVM) }
+
+// Default seed counts: netsvc 200, fake 2000 (about a minute of CPU in
+// all); -seeds K runs K netsvc and 10·K fake seeds; -short a tenth.
+const defaultSeeds = 200
+
+func sweepTest(t *testing.T, name string, factor int, newMachine func() (ftcore.Machine, error)) {
+	ss := seeds(defaultSeeds * factor)
+	if *sim.SeedFlag < 0 {
+		if *sim.SeedsFlag > 0 {
+			ss = seeds(*sim.SeedsFlag * factor)
+		}
+		if testing.Short() {
+			ss = ss[:len(ss)/10]
+		}
+	}
+	start := time.Now()
+	kinds := map[string]int{}
+	var c sim.Counts
 	var maxDup uint64
-	for _, seed := range seeds() {
-		c := newIncr(300)
-		w := world(t, seed, c, sim.Faults{Loss: 0.05, Dup: 0.02, Reorder: 0.05})
-		crashAt := 30*time.Millisecond + time.Duration(seed*7919%100)*time.Millisecond
-		w.Run(crashAt)
-		w.Crash(0)
-		if !w.RunUntil(crashAt+time.Second, func() bool { return w.B.Role() == ftcore.RoleUnprotected }) {
-			t.Fatalf("seed %d: backup did not go live (%v)", seed, w.B.Role())
+	var maxAge time.Duration
+	var worst plan
+	sweep(t, name, ss, newMachine, func(r *result) {
+		if r.rep.Duplicates > maxDup {
+			worst = r.plan
 		}
-		w.Run(w.Now + 400*time.Millisecond)
-		dup, err := w.Check()
-		if err != nil {
-			t.Fatalf("seed %d: %v (reproduce: go test ./ftcore/sim -run NetsvcPrimaryCrash -seed %d)", seed, err, seed)
-		}
-		if n := c.check(t, seed); n != 300 {
-			t.Fatalf("seed %d: %d of 300 acknowledged after failover (pending %v)", seed, n, c.pending)
-		}
-		bs := w.B.Status()
-		worstDetect = max(worstDetect, bs.FailureDetected-crashAt)
-		worstLive = max(worstLive, bs.WentLive-crashAt)
-		maxDup = max(maxDup, dup)
-	}
-	t.Logf("netsvc primary crash: worst detection %v, worst go-live %v after the crash, largest duplicate window %d frames",
-		worstDetect, worstLive, maxDup)
+		kinds[r.plan.fault]++
+		k := r.w.Counts
+		c.Forged += k.Forged
+		c.ForgedRefused += k.ForgedRefused
+		c.MidRelease += k.MidRelease
+		c.MidBatch += k.MidBatch
+		c.ICountCrashes += k.ICountCrashes
+		c.PauseOverflow += k.PauseOverflow
+		maxDup = max(maxDup, r.rep.Duplicates)
+		maxAge = max(maxAge, r.rep.DupAge)
+	})
+	t.Logf("%s: %d seeds in %v; faults %v", name, len(ss), time.Since(start).Round(time.Millisecond), kinds)
+	t.Logf("%s: crashes inside Step at an icount %d, mid-release %d, mid-batch %d; forged frames %d (refused %d); paused-socket overflow %d",
+		name, c.ICountCrashes, c.MidRelease, c.MidBatch, c.Forged, c.ForgedRefused, c.PauseOverflow)
+	t.Logf("%s: largest duplicate window %d outputs (seed %d: %s); oldest duplicated output released %v before the backup declared the primary failed",
+		name, maxDup, worst.seed, worst.fault, maxAge)
 }
 
-// TestSimNetsvcFaults runs a random fault schedule per seed: a crash or a
-// pause of either box, or a partition of the logging link, at a random time,
-// over a lossy, duplicating, reordering, corrupting link with forged frames.
-func TestSimNetsvcFaults(t *testing.T) {
-	counts := map[string]int{}
-	for _, seed := range seeds() {
-		r := uint64(seed)*0x9e3779b97f4a7c15 + 1
-		rnd := func(n uint64) uint64 { r ^= r << 13; r ^= r >> 7; r ^= r << 17; return r % n }
-		c := newIncr(300)
-		f := sim.Faults{Loss: float64(rnd(11)) / 100, Dup: 0.02, Reorder: 0.05, Corrupt: 0.01}
-		w, err := sim.New(sim.Options{
-			Seed: uint64(seed), NewMachine: newNetsvc, Client: c,
-			Config: ftcore.Config{DigestInterval: 20 * time.Millisecond},
-			LogPB:  f, LogBP: f, Forge: 0.01,
-		})
-		if err != nil {
+// TestSimDeterministic runs one seed twice with every link captured: the
+// pcapng files must be byte-identical.
+func TestSimDeterministic(t *testing.T) {
+	seed := int64(3)
+	if *sim.SeedFlag >= 0 {
+		seed = *sim.SeedFlag
+	}
+	var out [2]bytes.Buffer
+	for i := range out {
+		r, err := runSeed(seed, newNetsvc, &out[i])
+		if r == nil {
 			t.Fatal(err)
 		}
-		at := time.Duration(20+rnd(120)) * time.Millisecond
-		w.Run(at)
-		kinds := []string{"crash-primary", "crash-backup", "pause-primary", "pause-backup", "partition", "none"}
-		kind := kinds[rnd(uint64(len(kinds)))]
-		counts[kind]++
-		switch kind {
-		case "crash-primary":
-			w.Crash(0)
-		case "crash-backup":
-			w.Crash(1)
-		case "pause-primary":
-			w.Pause(0, 150*time.Millisecond)
-		case "pause-backup":
-			w.Pause(1, 150*time.Millisecond)
-		case "partition":
-			pb, bp := w.Links()
-			pb.Down, bp.Down = true, true
-		}
-		w.Run(at + 700*time.Millisecond)
-		repro := fmt.Sprintf("(%s at %v; reproduce: go test ./ftcore/sim -run NetsvcFaults -seed %d)", kind, at, seed)
-		if _, err := w.Check(); err != nil {
-			t.Fatalf("seed %d: %v %s", seed, err, repro)
-		}
-		if n := c.check(t, seed); n != 300 {
-			t.Fatalf("seed %d: %d of 300 acknowledged; roles %v %v %s", seed, n, w.P.Role(), w.B.Role(), repro)
-		}
-		live := 0
-		for i, r := range []ftcore.Role{w.P.Role(), w.B.Role()} {
-			if !w.Boxes[i].Dead && (r == ftcore.RoleUnprotected || r == ftcore.RolePrimary) {
-				live++
-			}
-		}
-		if live != 1 {
-			t.Fatalf("seed %d: %d boxes serve (%v, %v) %s", seed, live, w.P.Role(), w.B.Role(), repro)
+		if err := r.w.Close(); err != nil {
+			t.Fatal(err)
 		}
 	}
-	t.Logf("fault kinds run: %v", counts)
+	if out[0].Len() < 10_000 || !bytes.Equal(out[0].Bytes(), out[1].Bytes()) {
+		t.Fatalf("seed %d: captures differ or are empty (%d and %d bytes)", seed, out[0].Len(), out[1].Len())
+	}
+	t.Logf("seed %d (%v): two runs, identical %d-byte pcapng", seed, planFor(seed).fault, out[0].Len())
 }
 
-// TestSimNetsvcFigures reports the figures of the note on a quiet
-// link with the default settings.
-func TestSimNetsvcFigures(t *testing.T) {
-	c := newIncr(300)
-	w := world(t, 7, c, sim.Faults{})
-	w.Run(200 * time.Millisecond)
-	ps := w.P.Status()
-	var sum, worst time.Duration
-	for _, l := range c.latency {
-		sum += l
-		worst = max(worst, l)
-	}
-	t.Logf("quiet link: %d requests, %d input bytes, %d log-link bytes (%.2f per input byte; %d entry bytes = %.2f), frames sent %d, retransmits %d",
-		c.sent, ps.InputBytes, w.LogBytes, float64(w.LogBytes)/float64(ps.InputBytes), ps.LogEntryBytes,
-		float64(ps.LogEntryBytes)/float64(ps.InputBytes), ps.FramesSent, ps.Retransmits)
-	t.Logf("request→reply latency (output held until acked): mean %v, worst %v over %d replies; outputs produced %d released %d held now %d",
-		sum/time.Duration(max(1, len(c.latency))), worst, len(c.latency), ps.OutputsProduced, ps.OutputsReleased, ps.OutputsHeld)
-	crashAt := w.Now
-	w.Crash(0)
-	w.RunUntil(crashAt+time.Second, func() bool { return w.B.Role() == ftcore.RoleUnprotected })
-	w.Run(w.Now + 300*time.Millisecond)
-	dup, err := w.Check()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bs := w.B.Status()
-	t.Logf("failover: detected %v after the crash, live %v after the crash, %d duplicate frames, backup released %d at go-live",
-		bs.FailureDetected-crashAt, bs.WentLive-crashAt, dup, bs.OutputsReleased)
-	if n := c.check(t, 7); n != 300 {
-		t.Fatalf("%d of 300 acknowledged", n)
-	}
-}
+var _ = errors.New
