@@ -69,7 +69,7 @@ type tlbSet struct {
 
 // CPU is one RV64IMAC hart with M/S/U modes and Sv39/48/57 paging.
 type CPU struct {
-	x    [64]uint64 // x[0..31]; x[sink] absorbs writes to x0
+	x    [256]uint64 // x[0..31]; x[sink] absorbs writes to x0; 256 so a uint8 index needs no bounds check
 	pc   uint64
 	priv uint8
 

@@ -124,7 +124,10 @@ func TestCompressedExpansion(t *testing.T) {
 	}
 	for _, tc := range cases {
 		got := decode16(tc.h)
-		tc.want.len, tc.want.raw = 2, tc.h
+		tc.want.len, tc.want.hw = 2, 1
+		if tc.want.op == opIllegal {
+			tc.want.imm = int64(tc.h) // the raw encoding, for mtval
+		}
 		if got != tc.want {
 			t.Errorf("%#04x: got %+v want %+v", tc.h, got, tc.want)
 		}

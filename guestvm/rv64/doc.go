@@ -3,8 +3,11 @@
 //
 // It is an interpreter over pre-decoded instructions: each 4 KiB code page is
 // decoded once into fixed-size slots (compressed instructions expanded), and
-// the dispatch loop is a dense switch on a uint8 op. Stores into a page that
-// has been decoded invalidate it, so self-modifying code behaves as on QEMU.
+// the dispatch loop is a dense switch on a uint8 op. That loop (runFast in
+// fast.go) holds only what needs no call, so its state stays in registers;
+// everything else goes one instruction at a time through step (exec.go).
+// Stores into a page that has been decoded invalidate it, so self-modifying
+// code behaves as on QEMU.
 //
 // Determinism: the CPU reads no clock and no randomness; the instruction count
 // is exact at every instruction, so events can be injected at an exact count.

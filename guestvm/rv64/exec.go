@@ -1,587 +1,260 @@
 package rv64
 
-import (
-	"encoding/binary"
-	"math/bits"
-)
-
-// enter publishes the loop's local state before an out-of-line operation:
-// the PC of the executing instruction and the count retired before it.
-func (c *CPU) enter(pc, retired uint64) {
-	c.pc = pc
-	c.icount = retired
-	c.cur = 1
-}
+import "math/bits"
 
 // Run executes at most budget instructions. It stops exactly at budget
 // (StopBudget), after a WFI that found no interrupt pending (StopIdle), or
 // after the instruction during which RequestStop was called (StopRequested).
 //
-// The loop keeps pc, the instruction count and the current code page in
-// locals; every out-of-line operation publishes them with enter and comes
-// back through resync (state may have changed: reload everything, check
-// interrupts) or resume (only devices may have changed: check interrupts).
+// Most instructions run in runFast, a loop with no calls in it so that Go's
+// register allocator (which has no callee-saved registers) keeps its state in
+// registers. It stops before anything that needs a call, and step executes
+// that one instruction.
 func (c *CPU) Run(budget uint64) (executed uint64, why Stop) {
-	if budget == 0 {
-		return 0, StopBudget
-	}
 	c.stopReq = false
-	base := c.icount
 	var n uint64
-	x := &c.x
-	ram := c.ram
-	ramBase := c.ramBase
-	ramLen := uint64(len(ram))
-	codeMap := c.codeMap
-	var (
-		pc      uint64
-		pg      *codePage
-		pageTag uint64
-		dpaging bool
-		dtlb    *tlbSet
-		in      *inst
-	)
+	for n < budget {
+		why := c.step()
+		n++
+		if why != StopBudget {
+			return n, why
+		}
+		if n < budget {
+			k := budget - n - c.runFast(budget-n)
+			c.icount += k
+			n += k
+		}
+	}
+	return n, StopBudget
+}
 
-resync:
-	pc = c.pc
-	pageTag = noTag
-	c.icount, c.cur = base+n, 0
+// step executes one instruction, or takes the instruction fault of fetching
+// it, with the general interpreter. Pending interrupts are taken before and
+// after it: runFast changes nothing they depend on, so these are all the
+// boundaries where one can become takeable.
+func (c *CPU) step() Stop {
+	if c.mip()&c.mie != 0 {
+		c.takeInterrupt()
+	}
+	c.cur = 1 // ICount inside bus callbacks includes this instruction
+	idle := c.exec()
+	c.icount++
+	c.cur = 0
+	if idle {
+		return StopIdle
+	}
 	if c.stopReq {
 		c.stopReq = false
-		return n, StopRequested
+		return StopRequested
 	}
-	if c.mip()&c.mie != 0 && c.takeInterrupt() {
-		pc = c.pc
+	if c.mip()&c.mie != 0 {
+		c.takeInterrupt()
 	}
-	dpaging = c.dataPaging
-	dtlb = c.dtlb
-	goto loop
+	return StopBudget
+}
 
-resume:
-	// After an out-of-line load/store that did not trap: translation is
-	// unchanged, but a device may have raised a line or asked to stop.
-	c.icount, c.cur = base+n, 0
-	c.pc = pc
-	if c.stopReq || c.mip()&c.mie != 0 {
-		goto resync
+// exec executes the instruction at c.pc and leaves c.pc at the next one or
+// at a trap vector. It reports whether it was a WFI that found no interrupt
+// pending.
+func (c *CPU) exec() (idle bool) {
+	pc := c.pc
+	pg := c.fetchPage(pc)
+	if pg == nil {
+		return false // instruction fault taken
 	}
-
-loop:
-	for n < budget {
-		n++
-		if pc>>pageShift != pageTag {
-			c.enter(pc, base+n-1)
-			if pg = c.fetchPage(pc); pg == nil {
-				goto resync // instruction fault taken
+	in := &pg.slots[(pc>>1)&(slotsPer-1)]
+	if in.op == opDecode {
+		o := pc & (pageSize - 1)
+		lo := uint16(c.ram[pg.off+o]) | uint16(c.ram[pg.off+o+1])<<8
+		switch {
+		case lo&3 != 3:
+			*in = decode16(uint32(lo))
+		case o == pageSize-2:
+			// The upper half is on the next page: decoded anew each time.
+			p, ok := c.fetchCross(pc, lo)
+			if !ok {
+				return false
 			}
-			pageTag = pc >> pageShift
+			in = p
+		default:
+			hi := uint16(c.ram[pg.off+o+2]) | uint16(c.ram[pg.off+o+3])<<8
+			*in = decode(lo, hi)
 		}
-		in = &pg.slots[(pc>>1)&(slotsPer-1)]
-	dispatch:
+	}
+	x := &c.x
+	next := pc + uint64(in.len)
+	switch in.op {
+	case opIllegal:
+		c.trap(excIllegal, in.raw())
+		return false
+	case opNop:
+	case opLUI:
+		x[in.rd] = uint64(in.imm)
+	case opAUIPC:
+		x[in.rd] = pc + uint64(in.imm)
+	case opJAL:
+		x[in.rd] = next
+		next = pc + uint64(in.imm)
+	case opJALR:
+		t := (x[in.rs1] + uint64(in.imm)) &^ 1
+		x[in.rd] = next
+		next = t
+	case opBEQ, opBNE, opBLT, opBGE, opBLTU, opBGEU:
+		a, b := x[in.rs1], x[in.rs2]
+		var taken bool
 		switch in.op {
-		case opDecode:
-			o := pc & (pageSize - 1)
-			off := pg.off + o
-			lo := binary.LittleEndian.Uint16(ram[off:])
-			if lo&3 == 3 {
-				if o == pageSize-2 {
-					c.enter(pc, base+n-1)
-					p, ok := c.fetchCross(pc, lo)
-					if !ok {
-						goto resync
-					}
-					in = p
-					goto dispatch
-				}
-				*in = decode32(binary.LittleEndian.Uint32(ram[off:]))
-			} else {
-				*in = decode16(uint32(lo))
-			}
-			goto dispatch
-		case opIllegal:
-			c.enter(pc, base+n-1)
-			c.trap(excIllegal, uint64(in.raw))
-			goto resync
-		case opNop:
-			pc += uint64(in.len)
-		case opLUI:
-			x[in.rd&63] = uint64(int64(in.imm))
-			pc += uint64(in.len)
-		case opAUIPC:
-			x[in.rd&63] = pc + uint64(int64(in.imm))
-			pc += uint64(in.len)
-		case opJAL:
-			x[in.rd&63] = pc + uint64(in.len)
-			pc += uint64(int64(in.imm))
-		case opJALR:
-			t := pc + uint64(in.len)
-			pc = (x[in.rs1&63] + uint64(int64(in.imm))) &^ 1
-			x[in.rd&63] = t
 		case opBEQ:
-			if x[in.rs1&63] == x[in.rs2&63] {
-				pc += uint64(int64(in.imm))
-			} else {
-				pc += uint64(in.len)
-			}
+			taken = a == b
 		case opBNE:
-			if x[in.rs1&63] != x[in.rs2&63] {
-				pc += uint64(int64(in.imm))
-			} else {
-				pc += uint64(in.len)
-			}
+			taken = a != b
 		case opBLT:
-			if int64(x[in.rs1&63]) < int64(x[in.rs2&63]) {
-				pc += uint64(int64(in.imm))
-			} else {
-				pc += uint64(in.len)
-			}
+			taken = int64(a) < int64(b)
 		case opBGE:
-			if int64(x[in.rs1&63]) >= int64(x[in.rs2&63]) {
-				pc += uint64(int64(in.imm))
-			} else {
-				pc += uint64(in.len)
-			}
+			taken = int64(a) >= int64(b)
 		case opBLTU:
-			if x[in.rs1&63] < x[in.rs2&63] {
-				pc += uint64(int64(in.imm))
-			} else {
-				pc += uint64(in.len)
-			}
+			taken = a < b
 		case opBGEU:
-			if x[in.rs1&63] >= x[in.rs2&63] {
-				pc += uint64(int64(in.imm))
-			} else {
-				pc += uint64(in.len)
-			}
-		case opLB:
-			va := x[in.rs1&63] + uint64(int64(in.imm))
-			if !dpaging {
-				if off := va - ramBase; off < ramLen {
-					x[in.rd&63] = uint64(int8(ram[off]))
-					pc += uint64(in.len)
-					continue
-				}
-			} else if e := &dtlb.r[(va>>pageShift)&tlbMask]; e.tag == va>>pageShift && va&(pageSize-1) <= pageSize-1 {
-				off := va + e.add
-				x[in.rd&63] = uint64(int8(ram[off]))
-				pc += uint64(in.len)
-				continue
-			}
-			c.enter(pc, base+n-1)
-			v, ok := c.load(va, 1)
-			if !ok {
-				goto resync
-			}
-			x[in.rd&63] = uint64(int8(v))
-			pc += uint64(in.len)
-			goto resume
-		case opLH:
-			va := x[in.rs1&63] + uint64(int64(in.imm))
-			if !dpaging {
-				if off := va - ramBase; off < ramLen-1 {
-					x[in.rd&63] = uint64(int16(binary.LittleEndian.Uint16(ram[off:])))
-					pc += uint64(in.len)
-					continue
-				}
-			} else if e := &dtlb.r[(va>>pageShift)&tlbMask]; e.tag == va>>pageShift && va&(pageSize-1) <= pageSize-2 {
-				off := va + e.add
-				x[in.rd&63] = uint64(int16(binary.LittleEndian.Uint16(ram[off:])))
-				pc += uint64(in.len)
-				continue
-			}
-			c.enter(pc, base+n-1)
-			v, ok := c.load(va, 2)
-			if !ok {
-				goto resync
-			}
-			x[in.rd&63] = uint64(int16(v))
-			pc += uint64(in.len)
-			goto resume
-		case opLW:
-			va := x[in.rs1&63] + uint64(int64(in.imm))
-			if !dpaging {
-				if off := va - ramBase; off < ramLen-3 {
-					x[in.rd&63] = uint64(int32(binary.LittleEndian.Uint32(ram[off:])))
-					pc += uint64(in.len)
-					continue
-				}
-			} else if e := &dtlb.r[(va>>pageShift)&tlbMask]; e.tag == va>>pageShift && va&(pageSize-1) <= pageSize-4 {
-				off := va + e.add
-				x[in.rd&63] = uint64(int32(binary.LittleEndian.Uint32(ram[off:])))
-				pc += uint64(in.len)
-				continue
-			}
-			c.enter(pc, base+n-1)
-			v, ok := c.load(va, 4)
-			if !ok {
-				goto resync
-			}
-			x[in.rd&63] = uint64(int32(v))
-			pc += uint64(in.len)
-			goto resume
-		case opLD:
-			va := x[in.rs1&63] + uint64(int64(in.imm))
-			if !dpaging {
-				if off := va - ramBase; off < ramLen-7 {
-					x[in.rd&63] = binary.LittleEndian.Uint64(ram[off:])
-					pc += uint64(in.len)
-					continue
-				}
-			} else if e := &dtlb.r[(va>>pageShift)&tlbMask]; e.tag == va>>pageShift && va&(pageSize-1) <= pageSize-8 {
-				off := va + e.add
-				x[in.rd&63] = binary.LittleEndian.Uint64(ram[off:])
-				pc += uint64(in.len)
-				continue
-			}
-			c.enter(pc, base+n-1)
-			v, ok := c.load(va, 8)
-			if !ok {
-				goto resync
-			}
-			x[in.rd&63] = v
-			pc += uint64(in.len)
-			goto resume
-		case opLBU:
-			va := x[in.rs1&63] + uint64(int64(in.imm))
-			if !dpaging {
-				if off := va - ramBase; off < ramLen {
-					x[in.rd&63] = uint64(ram[off])
-					pc += uint64(in.len)
-					continue
-				}
-			} else if e := &dtlb.r[(va>>pageShift)&tlbMask]; e.tag == va>>pageShift && va&(pageSize-1) <= pageSize-1 {
-				off := va + e.add
-				x[in.rd&63] = uint64(ram[off])
-				pc += uint64(in.len)
-				continue
-			}
-			c.enter(pc, base+n-1)
-			v, ok := c.load(va, 1)
-			if !ok {
-				goto resync
-			}
-			x[in.rd&63] = v
-			pc += uint64(in.len)
-			goto resume
-		case opLHU:
-			va := x[in.rs1&63] + uint64(int64(in.imm))
-			if !dpaging {
-				if off := va - ramBase; off < ramLen-1 {
-					x[in.rd&63] = uint64(binary.LittleEndian.Uint16(ram[off:]))
-					pc += uint64(in.len)
-					continue
-				}
-			} else if e := &dtlb.r[(va>>pageShift)&tlbMask]; e.tag == va>>pageShift && va&(pageSize-1) <= pageSize-2 {
-				off := va + e.add
-				x[in.rd&63] = uint64(binary.LittleEndian.Uint16(ram[off:]))
-				pc += uint64(in.len)
-				continue
-			}
-			c.enter(pc, base+n-1)
-			v, ok := c.load(va, 2)
-			if !ok {
-				goto resync
-			}
-			x[in.rd&63] = v
-			pc += uint64(in.len)
-			goto resume
-		case opLWU:
-			va := x[in.rs1&63] + uint64(int64(in.imm))
-			if !dpaging {
-				if off := va - ramBase; off < ramLen-3 {
-					x[in.rd&63] = uint64(binary.LittleEndian.Uint32(ram[off:]))
-					pc += uint64(in.len)
-					continue
-				}
-			} else if e := &dtlb.r[(va>>pageShift)&tlbMask]; e.tag == va>>pageShift && va&(pageSize-1) <= pageSize-4 {
-				off := va + e.add
-				x[in.rd&63] = uint64(binary.LittleEndian.Uint32(ram[off:]))
-				pc += uint64(in.len)
-				continue
-			}
-			c.enter(pc, base+n-1)
-			v, ok := c.load(va, 4)
-			if !ok {
-				goto resync
-			}
-			x[in.rd&63] = v
-			pc += uint64(in.len)
-			goto resume
-		case opSB:
-			va := x[in.rs1&63] + uint64(int64(in.imm))
-			v := x[in.rs2&63]
-			if !dpaging {
-				if off := va - ramBase; off < ramLen {
-					ram[off] = byte(v)
-					if codeMap[off>>pageShift] != 0 {
-						c.noteWrite(off, 1)
-					}
-					pc += uint64(in.len)
-					continue
-				}
-			} else if e := &dtlb.w[(va>>pageShift)&tlbMask]; e.tag == va>>pageShift && va&(pageSize-1) <= pageSize-1 {
-				off := va + e.add
-				ram[off] = byte(v)
-				if codeMap[off>>pageShift] != 0 {
-					c.invalidate(off, 1)
-				}
-				pc += uint64(in.len)
-				continue
-			}
-			c.enter(pc, base+n-1)
-			if !c.store(va, 1, v) {
-				goto resync
-			}
-			pc += uint64(in.len)
-			goto resume
-		case opSH:
-			va := x[in.rs1&63] + uint64(int64(in.imm))
-			v := x[in.rs2&63]
-			if !dpaging {
-				if off := va - ramBase; off < ramLen-1 {
-					binary.LittleEndian.PutUint16(ram[off:], uint16(v))
-					if codeMap[off>>pageShift] != 0 || codeMap[(off+1)>>pageShift] != 0 {
-						c.noteWrite(off, 2)
-					}
-					pc += uint64(in.len)
-					continue
-				}
-			} else if e := &dtlb.w[(va>>pageShift)&tlbMask]; e.tag == va>>pageShift && va&(pageSize-1) <= pageSize-2 {
-				off := va + e.add
-				binary.LittleEndian.PutUint16(ram[off:], uint16(v))
-				if codeMap[off>>pageShift] != 0 {
-					c.invalidate(off, 2)
-				}
-				pc += uint64(in.len)
-				continue
-			}
-			c.enter(pc, base+n-1)
-			if !c.store(va, 2, v) {
-				goto resync
-			}
-			pc += uint64(in.len)
-			goto resume
-		case opSW:
-			va := x[in.rs1&63] + uint64(int64(in.imm))
-			v := x[in.rs2&63]
-			if !dpaging {
-				if off := va - ramBase; off < ramLen-3 {
-					binary.LittleEndian.PutUint32(ram[off:], uint32(v))
-					if codeMap[off>>pageShift] != 0 || codeMap[(off+3)>>pageShift] != 0 {
-						c.noteWrite(off, 4)
-					}
-					pc += uint64(in.len)
-					continue
-				}
-			} else if e := &dtlb.w[(va>>pageShift)&tlbMask]; e.tag == va>>pageShift && va&(pageSize-1) <= pageSize-4 {
-				off := va + e.add
-				binary.LittleEndian.PutUint32(ram[off:], uint32(v))
-				if codeMap[off>>pageShift] != 0 {
-					c.invalidate(off, 4)
-				}
-				pc += uint64(in.len)
-				continue
-			}
-			c.enter(pc, base+n-1)
-			if !c.store(va, 4, v) {
-				goto resync
-			}
-			pc += uint64(in.len)
-			goto resume
-		case opSD:
-			va := x[in.rs1&63] + uint64(int64(in.imm))
-			v := x[in.rs2&63]
-			if !dpaging {
-				if off := va - ramBase; off < ramLen-7 {
-					binary.LittleEndian.PutUint64(ram[off:], v)
-					if codeMap[off>>pageShift] != 0 || codeMap[(off+7)>>pageShift] != 0 {
-						c.noteWrite(off, 8)
-					}
-					pc += uint64(in.len)
-					continue
-				}
-			} else if e := &dtlb.w[(va>>pageShift)&tlbMask]; e.tag == va>>pageShift && va&(pageSize-1) <= pageSize-8 {
-				off := va + e.add
-				binary.LittleEndian.PutUint64(ram[off:], v)
-				if codeMap[off>>pageShift] != 0 {
-					c.invalidate(off, 8)
-				}
-				pc += uint64(in.len)
-				continue
-			}
-			c.enter(pc, base+n-1)
-			if !c.store(va, 8, v) {
-				goto resync
-			}
-			pc += uint64(in.len)
-			goto resume
-
-		case opADDI:
-			x[in.rd&63] = x[in.rs1&63] + uint64(int64(in.imm))
-			pc += uint64(in.len)
-		case opSLTI:
-			x[in.rd&63] = b2u(int64(x[in.rs1&63]) < int64(in.imm))
-			pc += uint64(in.len)
-		case opSLTIU:
-			x[in.rd&63] = b2u(x[in.rs1&63] < uint64(int64(in.imm)))
-			pc += uint64(in.len)
-		case opXORI:
-			x[in.rd&63] = x[in.rs1&63] ^ uint64(int64(in.imm))
-			pc += uint64(in.len)
-		case opORI:
-			x[in.rd&63] = x[in.rs1&63] | uint64(int64(in.imm))
-			pc += uint64(in.len)
-		case opANDI:
-			x[in.rd&63] = x[in.rs1&63] & uint64(int64(in.imm))
-			pc += uint64(in.len)
-		case opSLLI:
-			x[in.rd&63] = x[in.rs1&63] << (in.imm & 63)
-			pc += uint64(in.len)
-		case opSRLI:
-			x[in.rd&63] = x[in.rs1&63] >> (in.imm & 63)
-			pc += uint64(in.len)
-		case opSRAI:
-			x[in.rd&63] = uint64(int64(x[in.rs1&63]) >> (in.imm & 63))
-			pc += uint64(in.len)
-		case opADD:
-			x[in.rd&63] = x[in.rs1&63] + x[in.rs2&63]
-			pc += uint64(in.len)
-		case opSUB:
-			x[in.rd&63] = x[in.rs1&63] - x[in.rs2&63]
-			pc += uint64(in.len)
-		case opSLL:
-			x[in.rd&63] = x[in.rs1&63] << (x[in.rs2&63] & 63)
-			pc += uint64(in.len)
-		case opSLT:
-			x[in.rd&63] = b2u(int64(x[in.rs1&63]) < int64(x[in.rs2&63]))
-			pc += uint64(in.len)
-		case opSLTU:
-			x[in.rd&63] = b2u(x[in.rs1&63] < x[in.rs2&63])
-			pc += uint64(in.len)
-		case opXOR:
-			x[in.rd&63] = x[in.rs1&63] ^ x[in.rs2&63]
-			pc += uint64(in.len)
-		case opSRL:
-			x[in.rd&63] = x[in.rs1&63] >> (x[in.rs2&63] & 63)
-			pc += uint64(in.len)
-		case opSRA:
-			x[in.rd&63] = uint64(int64(x[in.rs1&63]) >> (x[in.rs2&63] & 63))
-			pc += uint64(in.len)
-		case opOR:
-			x[in.rd&63] = x[in.rs1&63] | x[in.rs2&63]
-			pc += uint64(in.len)
-		case opAND:
-			x[in.rd&63] = x[in.rs1&63] & x[in.rs2&63]
-			pc += uint64(in.len)
-		case opADDIW:
-			x[in.rd&63] = uint64(int64(int32(x[in.rs1&63]) + in.imm))
-			pc += uint64(in.len)
-		case opSLLIW:
-			x[in.rd&63] = uint64(int64(int32(uint32(x[in.rs1&63]) << (in.imm & 31))))
-			pc += uint64(in.len)
-		case opSRLIW:
-			x[in.rd&63] = uint64(int64(int32(uint32(x[in.rs1&63]) >> (in.imm & 31))))
-			pc += uint64(in.len)
-		case opSRAIW:
-			x[in.rd&63] = uint64(int64(int32(x[in.rs1&63]) >> (in.imm & 31)))
-			pc += uint64(in.len)
-		case opADDW:
-			x[in.rd&63] = uint64(int64(int32(x[in.rs1&63] + x[in.rs2&63])))
-			pc += uint64(in.len)
-		case opSUBW:
-			x[in.rd&63] = uint64(int64(int32(x[in.rs1&63] - x[in.rs2&63])))
-			pc += uint64(in.len)
-		case opSLLW:
-			x[in.rd&63] = uint64(int64(int32(uint32(x[in.rs1&63]) << (x[in.rs2&63] & 31))))
-			pc += uint64(in.len)
-		case opSRLW:
-			x[in.rd&63] = uint64(int64(int32(uint32(x[in.rs1&63]) >> (x[in.rs2&63] & 31))))
-			pc += uint64(in.len)
-		case opSRAW:
-			x[in.rd&63] = uint64(int64(int32(x[in.rs1&63]) >> (x[in.rs2&63] & 31)))
-			pc += uint64(in.len)
-		case opMUL:
-			x[in.rd&63] = x[in.rs1&63] * x[in.rs2&63]
-			pc += uint64(in.len)
-		case opMULH:
-			x[in.rd&63] = mulh(int64(x[in.rs1&63]), int64(x[in.rs2&63]))
-			pc += uint64(in.len)
-		case opMULHSU:
-			x[in.rd&63] = mulhsu(int64(x[in.rs1&63]), x[in.rs2&63])
-			pc += uint64(in.len)
-		case opMULHU:
-			x[in.rd&63], _ = bits.Mul64(x[in.rs1&63], x[in.rs2&63])
-			pc += uint64(in.len)
-		case opDIV:
-			x[in.rd&63] = div(int64(x[in.rs1&63]), int64(x[in.rs2&63]))
-			pc += uint64(in.len)
-		case opDIVU:
-			a, b := x[in.rs1&63], x[in.rs2&63]
-			if b == 0 {
-				x[in.rd&63] = ^uint64(0)
-			} else {
-				x[in.rd&63] = a / b
-			}
-			pc += uint64(in.len)
-		case opREM:
-			x[in.rd&63] = rem(int64(x[in.rs1&63]), int64(x[in.rs2&63]))
-			pc += uint64(in.len)
-		case opREMU:
-			a, b := x[in.rs1&63], x[in.rs2&63]
-			if b != 0 {
-				a %= b
-			}
-			x[in.rd&63] = a
-			pc += uint64(in.len)
-		case opMULW:
-			x[in.rd&63] = uint64(int64(int32(x[in.rs1&63] * x[in.rs2&63])))
-			pc += uint64(in.len)
-		case opDIVW:
-			x[in.rd&63] = divw(int32(x[in.rs1&63]), int32(x[in.rs2&63]))
-			pc += uint64(in.len)
-		case opDIVUW:
-			a, b := uint32(x[in.rs1&63]), uint32(x[in.rs2&63])
-			if b == 0 {
-				x[in.rd&63] = ^uint64(0)
-			} else {
-				x[in.rd&63] = uint64(int64(int32(a / b)))
-			}
-			pc += uint64(in.len)
-		case opREMW:
-			x[in.rd&63] = remw(int32(x[in.rs1&63]), int32(x[in.rs2&63]))
-			pc += uint64(in.len)
-		case opREMUW:
-			a, b := uint32(x[in.rs1&63]), uint32(x[in.rs2&63])
-			if b != 0 {
-				a %= b
-			}
-			x[in.rd&63] = uint64(int64(int32(a)))
-			pc += uint64(in.len)
-		case opWFI:
-			c.enter(pc, base+n-1)
-			if c.priv == PrivU || (c.priv == PrivS && c.mstatus&msTW != 0) {
-				c.trap(excIllegal, uint64(in.raw))
-				goto resync
-			}
-			pc += uint64(in.len)
-			if !c.InterruptPending() {
-				c.pc, c.icount, c.cur = pc, base+n, 0
-				return n, StopIdle
-			}
-			c.pc = pc
-			goto resync
-		case opAMOW, opAMOD:
-			c.enter(pc, base+n-1)
-			c.amo(in)
-			goto resync
-		default: // system and CSR instructions
-			c.enter(pc, base+n-1)
-			c.system(in)
-			goto resync
+			taken = a >= b
 		}
+		if taken {
+			next = pc + uint64(in.imm)
+		}
+	case opLB, opLH, opLW, opLD, opLBU, opLHU, opLWU:
+		size := [...]int{opLB: 1, opLH: 2, opLW: 4, opLD: 8, opLBU: 1, opLHU: 2, opLWU: 4}[in.op]
+		v, ok := c.load(x[in.rs1]+uint64(in.imm), size)
+		if !ok {
+			return false
+		}
+		switch in.op {
+		case opLB:
+			v = uint64(int8(v))
+		case opLH:
+			v = uint64(int16(v))
+		case opLW:
+			v = uint64(int32(v))
+		}
+		x[in.rd] = v
+	case opSB, opSH, opSW, opSD:
+		size := [...]int{opSB: 1, opSH: 2, opSW: 4, opSD: 8}[in.op]
+		if !c.store(x[in.rs1]+uint64(in.imm), size, x[in.rs2]) {
+			return false
+		}
+	case opADDI:
+		x[in.rd] = x[in.rs1] + uint64(int64(in.imm))
+	case opSLTI:
+		x[in.rd] = b2u(int64(x[in.rs1]) < int64(in.imm))
+	case opSLTIU:
+		x[in.rd] = b2u(x[in.rs1] < uint64(int64(in.imm)))
+	case opXORI:
+		x[in.rd] = x[in.rs1] ^ uint64(int64(in.imm))
+	case opORI:
+		x[in.rd] = x[in.rs1] | uint64(int64(in.imm))
+	case opANDI:
+		x[in.rd] = x[in.rs1] & uint64(int64(in.imm))
+	case opSLLI:
+		x[in.rd] = x[in.rs1] << (in.imm & 63)
+	case opSRLI:
+		x[in.rd] = x[in.rs1] >> (in.imm & 63)
+	case opSRAI:
+		x[in.rd] = uint64(int64(x[in.rs1]) >> (in.imm & 63))
+	case opADD:
+		x[in.rd] = x[in.rs1] + x[in.rs2]
+	case opSUB:
+		x[in.rd] = x[in.rs1] - x[in.rs2]
+	case opSLL:
+		x[in.rd] = x[in.rs1] << (x[in.rs2] & 63)
+	case opSLT:
+		x[in.rd] = b2u(int64(x[in.rs1]) < int64(x[in.rs2]))
+	case opSLTU:
+		x[in.rd] = b2u(x[in.rs1] < x[in.rs2])
+	case opXOR:
+		x[in.rd] = x[in.rs1] ^ x[in.rs2]
+	case opSRL:
+		x[in.rd] = x[in.rs1] >> (x[in.rs2] & 63)
+	case opSRA:
+		x[in.rd] = uint64(int64(x[in.rs1]) >> (x[in.rs2] & 63))
+	case opOR:
+		x[in.rd] = x[in.rs1] | x[in.rs2]
+	case opAND:
+		x[in.rd] = x[in.rs1] & x[in.rs2]
+	case opADDIW:
+		x[in.rd] = uint64(int64(int32(x[in.rs1]) + int32(in.imm)))
+	case opSLLIW:
+		x[in.rd] = uint64(int64(int32(uint32(x[in.rs1]) << (in.imm & 31))))
+	case opSRLIW:
+		x[in.rd] = uint64(int64(int32(uint32(x[in.rs1]) >> (in.imm & 31))))
+	case opSRAIW:
+		x[in.rd] = uint64(int64(int32(x[in.rs1]) >> (in.imm & 31)))
+	case opADDW:
+		x[in.rd] = uint64(int64(int32(x[in.rs1] + x[in.rs2])))
+	case opSUBW:
+		x[in.rd] = uint64(int64(int32(x[in.rs1] - x[in.rs2])))
+	case opSLLW:
+		x[in.rd] = uint64(int64(int32(uint32(x[in.rs1]) << (x[in.rs2] & 31))))
+	case opSRLW:
+		x[in.rd] = uint64(int64(int32(uint32(x[in.rs1]) >> (x[in.rs2] & 31))))
+	case opSRAW:
+		x[in.rd] = uint64(int64(int32(x[in.rs1]) >> (x[in.rs2] & 31)))
+	case opMUL:
+		x[in.rd] = x[in.rs1] * x[in.rs2]
+	case opMULH:
+		x[in.rd] = mulh(int64(x[in.rs1]), int64(x[in.rs2]))
+	case opMULHSU:
+		x[in.rd] = mulhsu(int64(x[in.rs1]), x[in.rs2])
+	case opMULHU:
+		x[in.rd], _ = bits.Mul64(x[in.rs1], x[in.rs2])
+	case opDIV:
+		x[in.rd] = div(int64(x[in.rs1]), int64(x[in.rs2]))
+	case opDIVU:
+		a, b := x[in.rs1], x[in.rs2]
+		if b == 0 {
+			x[in.rd] = ^uint64(0)
+		} else {
+			x[in.rd] = a / b
+		}
+	case opREM:
+		x[in.rd] = rem(int64(x[in.rs1]), int64(x[in.rs2]))
+	case opREMU:
+		a, b := x[in.rs1], x[in.rs2]
+		if b != 0 {
+			a %= b
+		}
+		x[in.rd] = a
+	case opMULW:
+		x[in.rd] = uint64(int64(int32(x[in.rs1] * x[in.rs2])))
+	case opDIVW:
+		x[in.rd] = divw(int32(x[in.rs1]), int32(x[in.rs2]))
+	case opDIVUW:
+		a, b := uint32(x[in.rs1]), uint32(x[in.rs2])
+		if b == 0 {
+			x[in.rd] = ^uint64(0)
+		} else {
+			x[in.rd] = uint64(int64(int32(a / b)))
+		}
+	case opREMW:
+		x[in.rd] = remw(int32(x[in.rs1]), int32(x[in.rs2]))
+	case opREMUW:
+		a, b := uint32(x[in.rs1]), uint32(x[in.rs2])
+		if b != 0 {
+			a %= b
+		}
+		x[in.rd] = uint64(int64(int32(a)))
+	case opWFI:
+		if c.priv == PrivU || (c.priv == PrivS && c.mstatus&msTW != 0) {
+			c.trap(excIllegal, in.raw())
+			return false
+		}
+		c.pc = next
+		return !c.InterruptPending()
+	case opAMOW, opAMOD:
+		c.amo(in)
+		return false
+	default: // system and CSR instructions
+		c.system(in)
+		return false
 	}
-	c.pc, c.icount, c.cur = pc, base+n, 0
-	return n, StopBudget
+	c.pc = next
+	return false
 }
 
 func b2u(b bool) uint64 {

@@ -48,12 +48,12 @@ func (c *CPU) system(in *inst) {
 			return
 		}
 	}
-	c.trap(excIllegal, uint64(in.raw))
+	c.trap(excIllegal, in.raw())
 }
 
 // csrOp performs a Zicsr instruction and reports false when it is illegal.
 func (c *CPU) csrOp(in *inst) bool {
-	num := uint16(in.imm) & 0xfff
+	num := uint16(in.imm>>20) & 0xfff
 	var src uint64
 	if in.op >= opCSRRWI {
 		src = uint64(in.rs1) // zimm
