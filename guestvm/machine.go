@@ -138,6 +138,8 @@ type Machine struct {
 	entry uint64
 	fdt   uint64
 
+	pageSum [][32]byte // per-page SHA-256 of RAM, brought up to date by Digest
+
 	frames  [][]byte
 	console []byte
 	dropped uint64 // outputs dropped because the owner did not take them
@@ -157,7 +159,10 @@ func New(cfg Config) (*Machine, error) {
 	m.plic = plic.New(m.cpu)
 	m.uart = uart.New(m.plic, UARTIRQ, m.consoleOut)
 	m.fin = finisher.New(m.cpu)
-	ram := dev.RAM{Base: RAMBase, Bytes: m.ram}
+	// DMA may write anywhere it is pointed: drop decoded instructions there
+	// and count the pages as written for the next digest.
+	ram := dev.RAM{Base: RAMBase, Bytes: m.ram, Touch: m.cpu.InvalidateCode}
+	m.pageSum = make([][32]byte, cfg.MemSize/pageSize)
 	m.net = virtio.NewNet(ram, cfg.MAC, m.plic, VirtioIRQ+NetSlot, m.frameOut)
 	m.bus.add(FinisherBase, 0x1000, m.fin)
 	m.bus.add(CLINTBase, 0x10000, m.clint)
@@ -217,13 +222,18 @@ func (m *Machine) place(im *elfload.Image) error {
 			return fmt.Errorf("image segment at %#x overlaps the device tree at %#x; give the guest more memory", s.Addr, RAMBase+fdtOff)
 		}
 	}
+	// RAM starts zeroed: every page hash is the zero page's, and only the
+	// pages the image and device tree fill are left dirty for Digest.
 	clear(m.ram)
+	m.cpu.MarkAllDirty()
+	m.cpu.TakeDirty(func(p uint64) { m.pageSum[p] = zeroPageSum })
 	for _, s := range im.Segments {
 		off := s.Addr - RAMBase
 		copy(m.ram[off:], s.Data)
-		clear(m.ram[off+uint64(len(s.Data)) : off+uint64(len(s.Data))+s.Zero])
+		m.cpu.InvalidateCode(s.Addr, uint64(len(s.Data)))
 	}
 	copy(m.ram[fdtOff:], blob)
+	m.cpu.InvalidateCode(RAMBase+fdtOff, uint64(len(blob)))
 	m.entry, m.fdt = im.Entry, RAMBase+fdtOff
 	m.cpu.Reset(im.Entry)
 	m.cpu.SetReg(10, 0)

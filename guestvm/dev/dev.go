@@ -56,6 +56,11 @@ type IRQSink interface {
 type RAM struct {
 	Base  uint64
 	Bytes []byte
+	// Touch, if set, is told about every range handed out by Slice, since
+	// the caller may write it: the machine uses it to drop decoded
+	// instructions and to mark pages dirty for the next digest. Reporting
+	// a range that is only read costs a little rehashing, never correctness.
+	Touch func(gpa, n uint64)
 }
 
 // Slice returns the n bytes at guest physical address gpa, aliasing guest
@@ -68,6 +73,9 @@ func (m RAM) Slice(gpa uint64, n uint64) ([]byte, bool) {
 	size := uint64(len(m.Bytes))
 	if off > size || n > size-off {
 		return nil, false
+	}
+	if m.Touch != nil && n > 0 {
+		m.Touch(gpa, n)
 	}
 	return m.Bytes[off : off+n : off+n], true
 }

@@ -132,9 +132,20 @@ type CPU struct {
 
 	// Decode cache.
 	code    []*codePage // per RAM page, nil until executed
-	codeMap []uint8     // 1 when code[i] != nil: the store fast path checks this
+	codeMap []uint8     // mapCode|mapTrack flags per RAM page; the store fast path leaves pages with any flag to the slow path
 	codeGen uint32
+
+	// Write tracking for incremental digests: a page with mapTrack set is
+	// clean; the first store to it takes the slow path, which clears the
+	// flag and records the page here. The fast path pays nothing.
+	dirty []uint8
 }
+
+// codeMap flags.
+const (
+	mapCode  uint8 = 1 // code[i] != nil: stores must invalidate decoded slots
+	mapTrack uint8 = 2 // page is clean: the next store marks it dirty
+)
 
 // New returns a CPU over guest RAM at ramBase (its length should be a whole
 // number of pages) and bus for everything else. Call Reset before Run.
@@ -144,6 +155,10 @@ func New(ram []byte, ramBase uint64, bus Bus) *CPU {
 	np := len(ram) / pageSize
 	c.code = make([]*codePage, np)
 	c.codeMap = make([]uint8, np)
+	c.dirty = make([]uint8, np)
+	for i := range c.dirty {
+		c.dirty[i] = 1 // untracked until TakeDirty arms the page
+	}
 	c.Reset(ramBase)
 	return c
 }
@@ -157,8 +172,8 @@ const (
 // value and PC at pc. RAM is untouched.
 func (c *CPU) Reset(pc uint64) {
 	ram, base, size, bus, ts := c.ram, c.ramBase, c.ramSize, c.bus, c.timeSrc
-	code, cmap := c.code, c.codeMap
-	*c = CPU{ram: ram, ramBase: base, ramSize: size, bus: bus, timeSrc: ts, code: code, codeMap: cmap}
+	code, cmap, dirty := c.code, c.codeMap, c.dirty
+	*c = CPU{ram: ram, ramBase: base, ramSize: size, bus: bus, timeSrc: ts, code: code, codeMap: cmap, dirty: dirty}
 	c.pc = pc
 	c.priv = PrivM
 	c.mstatus = mstatusReset
@@ -237,9 +252,38 @@ func (c *CPU) InvalidateCode(addr, n uint64) {
 		n = c.ramSize - off
 	}
 	for p := off >> pageShift; p <= (off+n-1)>>pageShift; p++ {
-		if c.codeMap[p] != 0 {
+		if c.codeMap[p]&mapCode != 0 {
 			c.code[p].gen = 0
 		}
+		c.markDirty(p)
+	}
+}
+
+// markDirty records that RAM page p was written.
+func (c *CPU) markDirty(p uint64) {
+	c.codeMap[p] &^= mapTrack
+	c.dirty[p] = 1
+}
+
+// TakeDirty calls f with the index of every RAM page written since the last
+// call (or never reported yet), in ascending order, and starts tracking
+// those pages again. RAM written outside the CPU must be reported with
+// InvalidateCode, which also marks it dirty.
+func (c *CPU) TakeDirty(f func(page uint64)) {
+	for p, d := range c.dirty {
+		if d != 0 {
+			f(uint64(p))
+			c.dirty[p] = 0
+			c.codeMap[p] |= mapTrack
+		}
+	}
+}
+
+// MarkAllDirty reports every page as written at the next TakeDirty (after a
+// whole-RAM load or restore).
+func (c *CPU) MarkAllDirty() {
+	for p := range c.dirty {
+		c.markDirty(uint64(p))
 	}
 }
 

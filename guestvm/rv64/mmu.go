@@ -249,8 +249,13 @@ func (c *CPU) noteWrite(off, n uint64) {
 		if k > n {
 			k = n
 		}
-		if c.codeMap[p] != 0 {
-			c.invalidate(off, k)
+		if m := c.codeMap[p]; m != 0 {
+			if m&mapCode != 0 {
+				c.invalidate(off, k)
+			}
+			if m&mapTrack != 0 {
+				c.markDirty(p)
+			}
 		}
 		off += k
 		n -= k
@@ -420,7 +425,7 @@ func (c *CPU) fetchPage(pc uint64) *codePage {
 	if pg == nil {
 		pg = &codePage{off: pn << pageShift, gen: c.codeGen}
 		c.code[pn] = pg
-		c.codeMap[pn] = 1
+		c.codeMap[pn] |= mapCode
 	} else if pg.gen != c.codeGen {
 		pg.slots = [slotsPer]inst{}
 		pg.gen = c.codeGen
