@@ -30,7 +30,7 @@ package appliance
 //
 // Request, 80+n bytes:
 //
-//	0 magic "FTAQ" | 4 version 1 | 5 op 1 (test-and-set) | 6 n = claimant length (1..64) | 7 reserved 0
+//	0 magic "FTAQ" | 4 version 1 | 5 op 1 (test-and-set) or 2 (query) | 6 n = claimant length (1..64) | 7 reserved 0
 //	8 pair id [8] | 16 epoch u64 | 24 client time (Unix ns, i64) | 32 nonce [16]
 //	48 claimant [n] (UTF-8, no control characters) | 48+n tag [32]
 //
@@ -42,7 +42,13 @@ package appliance
 //
 // Status 1 granted, 2 refused, 3 clock (the request's time is outside the
 // server's window; the reply carries the server's time so the client can
-// correct its offset and ask again at once). These three are authenticated.
+// correct its offset and ask again at once), 4 current (the answer to a
+// query). These four are authenticated.
+//
+// A query (op 2, epoch 0, claimant = the asker's name) is read-only: the
+// answer says the last granted epoch and its holder and changes nothing. A
+// starting box asks it to learn the epoch it is in (ftcore.StartRole). It is
+// authenticated and replay-protected exactly like a claim.
 // Statuses 16 malformed, 17 unknown pair, 18 bad MAC are hints: 56 bytes,
 // no holder, no tag, sent only for requests long enough to carry a pair id
 // and nonce. A client never acts on a hint; it only names the likely cause
@@ -104,6 +110,7 @@ import (
 const (
 	arbVersion     = 1
 	arbOpTAS       = 1
+	arbOpQuery     = 2
 	arbReqFixed    = 48
 	arbRepFixed    = 56
 	arbTagLen      = sha256.Size
@@ -138,6 +145,7 @@ const (
 	ArbiterGranted      ArbiterReplyStatus = 1
 	ArbiterRefused      ArbiterReplyStatus = 2
 	ArbiterClock        ArbiterReplyStatus = 3
+	ArbiterCurrent      ArbiterReplyStatus = 4
 	ArbiterMalformed    ArbiterReplyStatus = 16
 	ArbiterUnknownPair  ArbiterReplyStatus = 17
 	ArbiterBadMAC       ArbiterReplyStatus = 18
@@ -153,6 +161,8 @@ func (s ArbiterReplyStatus) String() string {
 		return "refused"
 	case ArbiterClock:
 		return "clock outside the arbiter's window"
+	case ArbiterCurrent:
+		return "current"
 	case ArbiterMalformed:
 		return "malformed request"
 	case ArbiterUnknownPair:
@@ -226,6 +236,7 @@ func checkClaimant(s string) error {
 
 // arbRequest is a decoded request.
 type arbRequest struct {
+	Op       uint8 // arbOpTAS or arbOpQuery
 	Pair     [8]byte
 	Epoch    uint64
 	Time     int64 // client's clock, Unix ns
@@ -238,7 +249,11 @@ type arbRequest struct {
 func appendArbRequest(b []byte, r *arbRequest, key *[32]byte) []byte {
 	start := len(b)
 	b = append(b, arbReqMagic[:]...)
-	b = append(b, arbVersion, arbOpTAS, byte(len(r.Claimant)), 0)
+	op := r.Op
+	if op == 0 {
+		op = arbOpTAS
+	}
+	b = append(b, arbVersion, op, byte(len(r.Claimant)), 0)
 	b = append(b, r.Pair[:]...)
 	b = binary.BigEndian.AppendUint64(b, r.Epoch)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Time))
@@ -261,11 +276,14 @@ func parseArbRequest(b []byte) (r arbRequest, hintable bool, err error) {
 	r.Epoch = binary.BigEndian.Uint64(b[16:])
 	r.Time = int64(binary.BigEndian.Uint64(b[24:]))
 	copy(r.Nonce[:], b[32:48])
+	r.Op = b[5]
 	switch {
 	case b[4] != arbVersion:
 		return r, true, fmt.Errorf("request version %d, want %d: %w", b[4], arbVersion, ErrArbiterProtocol)
-	case b[5] != arbOpTAS:
+	case b[5] != arbOpTAS && b[5] != arbOpQuery:
 		return r, true, fmt.Errorf("request op %d: %w", b[5], ErrArbiterProtocol)
+	case b[5] == arbOpQuery && r.Epoch != 0:
+		return r, true, fmt.Errorf("query with epoch %d: %w", r.Epoch, ErrArbiterProtocol)
 	case b[7] != 0:
 		return r, true, fmt.Errorf("request reserved byte %#x: %w", b[7], ErrArbiterProtocol)
 	}
@@ -338,7 +356,7 @@ func parseArbReply(b []byte, key *[32]byte) (arbReply, error) {
 		}
 		r.Hint = true
 		return r, nil
-	case r.Status == ArbiterGranted || r.Status == ArbiterRefused || r.Status == ArbiterClock:
+	case r.Status == ArbiterGranted || r.Status == ArbiterRefused || r.Status == ArbiterClock || r.Status == ArbiterCurrent:
 	default:
 		return r, fmt.Errorf("reply status %d: %w", b[5], ErrArbiterProtocol)
 	}
@@ -510,6 +528,7 @@ type ArbiterServerConfig struct {
 // ArbiterStats are the server's counters.
 type ArbiterStats struct {
 	Requests      uint64 `json:"requests"`       // datagrams received
+	Queries       uint64 `json:"queries"`        // current-epoch queries answered
 	Granted       uint64 `json:"granted"`        // new epochs granted
 	Regranted     uint64 `json:"regranted"`      // repeated claims by the holder, granted again
 	RefusedStale  uint64 `json:"refused_stale"`  // claims of an epoch below the current one
@@ -523,7 +542,7 @@ type ArbiterStats struct {
 }
 
 type arbiterCounters struct {
-	requests, granted, regranted, refusedStale, refusedTaken, malformed,
+	requests, queries, granted, regranted, refusedStale, refusedTaken, malformed,
 	unknownPair, badMAC, replayed, clockSkew, persistErrors atomic.Uint64
 }
 
@@ -625,7 +644,7 @@ func (s *ArbiterServer) Close() error {
 func (s *ArbiterServer) Stats() ArbiterStats {
 	c := &s.c
 	return ArbiterStats{
-		Requests: c.requests.Load(), Granted: c.granted.Load(), Regranted: c.regranted.Load(),
+		Requests: c.requests.Load(), Queries: c.queries.Load(), Granted: c.granted.Load(), Regranted: c.regranted.Load(),
 		RefusedStale: c.refusedStale.Load(), RefusedTaken: c.refusedTaken.Load(),
 		Malformed: c.malformed.Load(), UnknownPair: c.unknownPair.Load(), BadMAC: c.badMAC.Load(),
 		Replayed: c.replayed.Load(), ClockSkew: c.clockSkew.Load(), PersistErrors: c.persistErrors.Load(),
@@ -724,6 +743,10 @@ func (s *ArbiterServer) Handle(b []byte, from string) []byte {
 		return nil
 	}
 	s.remember(req.Nonce, req.Time, now)
+	if req.Op == arbOpQuery {
+		s.c.queries.Add(1)
+		return reply(ArbiterCurrent, cur)
+	}
 	switch {
 	case req.Epoch > cur.Epoch:
 		next := ArbiterGrant{Pair: pair, Epoch: req.Epoch, Holder: req.Claimant}
@@ -859,6 +882,24 @@ func (c *ArbiterClient) TestAndSetContext(ctx context.Context, epoch uint64, who
 // from Retry up to 4×Retry) until an authentic reply to any of its nonces
 // arrives, and gives up at the deadline.
 func (c *ArbiterClient) Claim(ctx context.Context, epoch uint64, who string) (ArbiterDecision, error) {
+	return c.call(ctx, arbOpTAS, epoch, who)
+}
+
+// Current implements ftcore.Arbiter with the client's Timeout, asking on
+// behalf of an unnamed box.
+func (c *ArbiterClient) Current() (uint64, string, error) {
+	d, err := c.Query(context.Background(), "ftbox")
+	return d.Epoch, d.Holder, err
+}
+
+// Query asks, on behalf of who, for the last granted epoch and its holder
+// (Won is always false). It is read-only, authenticated and retried like
+// Claim.
+func (c *ArbiterClient) Query(ctx context.Context, who string) (ArbiterDecision, error) {
+	return c.call(ctx, arbOpQuery, 0, who)
+}
+
+func (c *ArbiterClient) call(ctx context.Context, op uint8, epoch uint64, who string) (ArbiterDecision, error) {
 	if err := checkClaimant(who); err != nil {
 		return ArbiterDecision{}, fmt.Errorf("arbiter claim: %w", err)
 	}
@@ -887,7 +928,7 @@ func (c *ArbiterClient) Claim(ctx context.Context, epoch uint64, who string) (Ar
 		clockFx int
 	)
 	send := func() error {
-		r := arbRequest{Pair: c.keys.pair, Epoch: epoch, Claimant: who,
+		r := arbRequest{Op: op, Pair: c.keys.pair, Epoch: epoch, Claimant: who,
 			Time: c.opts.Now().UnixNano() + c.offset.Load()}
 		if _, err := rand.Read(r.Nonce[:]); err != nil {
 			return fmt.Errorf("arbiter claim: nonce: %w", err)
@@ -945,12 +986,20 @@ func (c *ArbiterClient) Claim(ctx context.Context, epoch uint64, who string) (Ar
 			continue // not an answer to this call
 		}
 		switch r.Status {
+		case ArbiterCurrent:
+			if op != arbOpQuery {
+				continue // inconsistent: cannot come from an honest arbiter
+			}
+			return ArbiterDecision{Epoch: r.Current, Holder: r.Holder}, nil
 		case ArbiterGranted:
-			if r.Current != epoch || r.Holder != who {
+			if op != arbOpTAS || r.Current != epoch || r.Holder != who {
 				continue // inconsistent: cannot come from an honest arbiter
 			}
 			return ArbiterDecision{Won: true, Epoch: r.Current, Holder: r.Holder}, nil
 		case ArbiterRefused:
+			if op != arbOpTAS {
+				continue
+			}
 			return ArbiterDecision{Epoch: r.Current, Holder: r.Holder}, nil
 		case ArbiterClock:
 			c.offset.Store(r.ServerTime - c.opts.Now().UnixNano())

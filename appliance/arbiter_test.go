@@ -480,7 +480,7 @@ func TestArbiterUnreachable(t *testing.T) {
 
 func TestArbiterWireRoundTrip(t *testing.T) {
 	k, _ := deriveArbiterKeys(arbTestKey(11))
-	r := arbRequest{Pair: k.pair, Epoch: 1 << 60, Time: -5, Nonce: [arbNonceLen]byte{9}, Claimant: "böx-a"}
+	r := arbRequest{Op: arbOpTAS, Pair: k.pair, Epoch: 1 << 60, Time: -5, Nonce: [arbNonceLen]byte{9}, Claimant: "böx-a"}
 	b := appendArbRequest(nil, &r, &k.req)
 	got, _, err := parseArbRequest(b)
 	if err != nil {
@@ -558,4 +558,60 @@ func FuzzArbiterReply(f *testing.F) {
 			t.Fatalf("round trip: %x -> %x", b, enc)
 		}
 	})
+}
+
+// TestArbiterQuery: the current-epoch query is authenticated, answers the
+// latest grant and its holder, and changes nothing; a query carrying an
+// epoch is refused as malformed.
+func TestArbiterQuery(t *testing.T) {
+	psk := arbTestKey(12)
+	srv, err := NewArbiterServer(ArbiterServerConfig{Keys: [][KeySize]byte{psk}, StatePath: filepath.Join(t.TempDir(), "state")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	go srv.Serve(pc)
+	c, err := NewArbiterClient(pc.LocalAddr().String(), psk, ArbiterClientOptions{Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if d, err := c.Query(ctx, "boxa"); err != nil || d.Epoch != 0 || d.Holder != "" || d.Won {
+		t.Fatalf("query before any grant: %+v %v", d, err)
+	}
+	if d, err := c.Claim(ctx, 5, "boxb"); err != nil || !d.Won {
+		t.Fatalf("claim: %+v %v", d, err)
+	}
+	for range 2 {
+		if d, err := c.Query(ctx, "boxa"); err != nil || d.Epoch != 5 || d.Holder != "boxb" || d.Won {
+			t.Fatalf("query: %+v %v", d, err)
+		}
+	}
+	if e, h, err := c.Current(); err != nil || e != 5 || h != "boxb" {
+		t.Fatalf("Current: %d %q %v", e, h, err)
+	}
+	if g := srv.Grant(psk); g.Epoch != 5 || g.Holder != "boxb" {
+		t.Fatalf("a query changed the state: %+v", g)
+	}
+	if st := srv.Stats(); st.Queries != 4 || st.Granted != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	k, _ := deriveArbiterKeys(psk)
+	bad := appendArbRequest(nil, &arbRequest{Op: arbOpQuery, Pair: k.pair, Epoch: 7, Time: time.Now().UnixNano(), Nonce: [arbNonceLen]byte{1}, Claimant: "x"}, &k.req)
+	if _, _, err := parseArbRequest(bad); !errors.Is(err, ErrArbiterProtocol) {
+		t.Fatalf("query with an epoch parsed: %v", err)
+	}
+	var m ftcore.MemArbiter
+	if e, h, _ := m.Current(); e != 0 || h != "" {
+		t.Fatal("fresh MemArbiter has a grant")
+	}
+	m.TestAndSet(3, "A")
+	if d, err := (CoreArbiter{&m}).Query(ctx, "B"); err != nil || d.Epoch != 3 || d.Holder != "A" {
+		t.Fatalf("CoreArbiter query: %+v %v", d, err)
+	}
 }

@@ -45,6 +45,22 @@ func (c CoreArbiter) TestAndSetContext(ctx context.Context, epoch uint64, who st
 	return c.A.TestAndSet(epoch, who)
 }
 
+// arbiterQuerier is an Arbiter that answers the read-only current-epoch
+// query (*ArbiterClient, CoreArbiter): a starting box asks it before it takes
+// a role (ftcore.StartRole).
+type arbiterQuerier interface {
+	Query(ctx context.Context, who string) (ArbiterDecision, error)
+}
+
+// Query implements arbiterQuerier.
+func (c CoreArbiter) Query(ctx context.Context, _ string) (ArbiterDecision, error) {
+	if err := ctx.Err(); err != nil {
+		return ArbiterDecision{}, err
+	}
+	e, h, err := c.A.Current()
+	return ArbiterDecision{Epoch: e, Holder: h}, err
+}
+
 // Gate is what the box needs of the eBPF gate at its TAP (*bpf.Gate).
 type Gate interface {
 	SetPass(pass bool) error
@@ -68,13 +84,18 @@ type BoxOptions struct {
 	LogMTU  int              // logging-link MTU with LogPort; 0: 1500
 	Gate    Gate             // the gate at the TAP
 
-	// Epoch the pair starts in (0: 1). Both boxes must agree.
+	// Epoch, if nonzero, overrides what a starting box learns from the
+	// arbiter: the box starts in this epoch in its configured role (both
+	// boxes must agree, and it must be above every epoch the arbiter
+	// granted). 0: ask the arbiter (ftcore.StartRole), or epoch 1 in the
+	// configured role without one.
 	Epoch uint64
 	// ConnectTimeout is how long a box that has never heard its peer keeps
 	// waiting for it before it lets failure detection run (and, with an
 	// arbiter, claims the next epoch: a cold start alone, or HALTED if the
-	// peer already holds it). 0 means DefaultConnectTimeout; negative waits
-	// forever.
+	// peer already holds it); ftcore.Config.ConnectTimeout. A joining
+	// backup (the peer holds the latest grant) waits forever. 0 means
+	// DefaultConnectTimeout; negative waits forever.
 	ConnectTimeout time.Duration
 	// Announce overrides AnnounceSchedule.
 	Announce []time.Duration
@@ -122,34 +143,42 @@ type Box struct {
 	foreignGuest               atomic.Uint64
 
 	// Owned by the loop goroutine.
-	node       node
-	m          *guestvm.Machine
-	role       ftcore.Role
-	connecting bool
-	connectBy  time.Duration
-	rebuilds   uint64
-	prevVerd   [logwire.NumVerdicts]uint64
-	gatePass   bool
-	gateErr    error
-	ann        announcer
-	guestIP    net.IP
-	lanOut     uint64
-	replicaOut uint64
-	logOut     uint64
-	logOutB    uint64
-	announced  uint64
-	portErrs   uint64
-	arbBusy    bool
-	arbReqs    uint64
-	arbLast    string
-	arbClaim   uint64
-	peerEpoch  uint64 // the arbiter refused us this epoch: the peer holds it
-	noArbLoud  bool   // a go-live was needed and no arbiter is configured
-	diverged   bool
-	failover   *FailoverStatus
-	failDetect time.Duration
-	rtt        time.Duration
-	rttProbe   struct {
+	node          node
+	m             *guestvm.Machine
+	role          ftcore.Role
+	connecting    bool
+	connectBy     time.Duration
+	rebuilds      uint64
+	startRole     ftcore.Role // the role the core was (re)built in
+	join          bool        // the core is a joining backup (state transfer)
+	joinedAt      time.Duration
+	startedAt     time.Duration // when the current core was built
+	learned       string        // how the start epoch was learned, for the log and status
+	syncedIn      time.Duration // start → PROTECTED of the last rejoin (0: none)
+	rejoins       uint64
+	prevVerd      [logwire.NumVerdicts]uint64
+	gatePass      bool
+	gateErr       error
+	ann           announcer
+	guestIP       net.IP
+	lanOut        uint64
+	replicaOut    uint64
+	logOut        uint64
+	logOutB       uint64
+	announced     uint64
+	portErrs      uint64
+	arbBusy       bool
+	pendingRejoin uint64 // rebuild as a joining backup of this epoch after this outbox
+	arbReqs       uint64
+	arbLast       string
+	arbClaim      uint64
+	peerEpoch     uint64 // the arbiter refused us this epoch: the peer holds it
+	noArbLoud     bool   // a go-live was needed and no arbiter is configured
+	diverged      bool
+	failover      *FailoverStatus
+	failDetect    time.Duration
+	rtt           time.Duration
+	rttProbe      struct {
 		pos uint64
 		at  time.Duration
 	}
@@ -159,7 +188,6 @@ type Box struct {
 	liveAt   time.Duration // when this box last became the releasing one
 	stepErrs uint64
 	lastWarn time.Duration
-	kick     bool
 }
 
 // node is what the loop drives: a *ftcore.Primary or *ftcore.Backup.
@@ -231,7 +259,7 @@ func NewBox(cfg *Config, opts BoxOptions) (b *Box, err error) {
 		lanIn: make(chan []byte, 1024), logIn: make(chan []byte, 4096),
 		arbIn: make(chan arbAnswer, 4), ctl: make(chan ctlReq), portErr: make(chan error, 4),
 		stop: make(chan struct{}), running: make(chan struct{}),
-		epoch: max(opts.Epoch, 1), connectTimeout: opts.ConnectTimeout, schedule: opts.Announce,
+		epoch: max(opts.Epoch, 1), startRole: preferredRole(cfg), connectTimeout: opts.ConnectTimeout, schedule: opts.Announce,
 		notify: opts.Notify,
 	}
 	if b.log == nil {
@@ -333,7 +361,51 @@ func (b *Box) newMachine() (*guestvm.Machine, error) {
 	return m, nil
 }
 
-// newCore builds a fresh guest and the ftcore side for the configured role.
+func preferredRole(cfg *Config) ftcore.Role {
+	if cfg.Box.PreferredRole == "primary" {
+		return ftcore.RolePrimary
+	}
+	return ftcore.RoleBackup
+}
+
+// learnEpoch decides the role and epoch a starting box takes: --epoch
+// overrides; else the arbiter's current-epoch query (ftcore.StartRole),
+// retried until ctx ends or twice the arbiter timeout passed; without an
+// arbiter (or an answer), epoch 1 in the configured role — a peer's hello of
+// a later epoch still corrects it (a fresh primary yields to a live one, a
+// backup follows its primary's epoch).
+func (b *Box) learnEpoch(ctx context.Context) {
+	if b.opts.Epoch != 0 {
+		b.epoch, b.startRole, b.learned = b.opts.Epoch, preferredRole(b.cfg), "--epoch"
+		return
+	}
+	q, ok := b.opts.Arbiter.(arbiterQuerier)
+	if !ok {
+		b.epoch, b.startRole, b.learned = 1, preferredRole(b.cfg), "no arbiter to ask"
+		return
+	}
+	timeout := max(b.cfg.Arbiter.Timeout.Duration, 100*time.Millisecond)
+	deadline := time.Now().Add(2 * timeout)
+	for {
+		qctx, cancel := context.WithTimeout(ctx, timeout)
+		d, err := q.Query(qctx, b.cfg.Box.Name)
+		cancel()
+		if err == nil {
+			role, epoch, join := ftcore.StartRole(b.cfg.Box.Name, b.cfg.Box.PreferredRole == "primary", d.Epoch, d.Holder)
+			b.epoch, b.startRole, b.join = epoch, role, join
+			b.learned = fmt.Sprintf("arbiter: latest grant epoch %d to %q", d.Epoch, d.Holder)
+			return
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			b.epoch, b.startRole, b.learned = 1, preferredRole(b.cfg), "arbiter did not answer: "+err.Error()
+			b.log.Warn("cannot learn the epoch from the arbiter; starting in the configured role in epoch 1 (a live peer's hello corrects it)", "err", err)
+			return
+		}
+	}
+}
+
+// newCore builds a fresh guest and the ftcore side for b.startRole in
+// b.epoch (a joining backup if b.join).
 func (b *Box) newCore() error {
 	m, err := b.newMachine()
 	if err != nil {
@@ -350,10 +422,10 @@ func (b *Box) newCore() error {
 	cc := ftcore.Config{
 		Name: b.cfg.Box.Name, Epoch: b.epoch, Endpoint: ep, Rand: rand.Reader,
 		HeartbeatInterval: b.cfg.Heartbeat.Interval.Duration, Timeout: b.cfg.Heartbeat.Timeout.Duration,
-		Slice: slice,
+		Slice: slice, ConnectTimeout: b.connectTimeout, Join: b.join,
 	}
 	var n node
-	if b.cfg.Box.PreferredRole == "primary" {
+	if b.startRole == ftcore.RolePrimary {
 		n, err = ftcore.NewPrimary(cc, vm{m})
 	} else {
 		n, err = ftcore.NewBackup(cc, vm{m})
@@ -369,8 +441,27 @@ func (b *Box) newCore() error {
 	}
 	b.node, b.m, b.role = n, m, n.Role()
 	b.mipsIC = 0
-	b.kick = true // a fresh core has no deadline until its first Step
+	b.connecting = true
 	return nil
+}
+
+// rejoin rebuilds the core as a joining backup of the live primary of
+// epoch: a fresh guest that takes the primary's snapshot. Called when a
+// fresh primary heard a live one of a later epoch (EventYield), or when the
+// arbiter refused this box the epoch its peer now holds.
+func (b *Box) rejoin(now time.Duration, epoch uint64, why string) {
+	b.log.Info("rejoining as backup (state transfer)", "epoch", epoch, "why", why)
+	b.epoch, b.startRole, b.join = epoch, ftcore.RoleBackup, true
+	b.rejoins++
+	if err := b.newCore(); err != nil {
+		b.warn(now, "rejoin", err)
+		return
+	}
+	b.startedAt, b.joinedAt = now, now
+	if err := b.setGate(false); err != nil {
+		b.log.Error("gate", "err", err)
+	}
+	_ = b.notify("STATUS=" + b.sdStatus())
 }
 
 // now is the loop's monotonic clock; it starts at 1 ms so that no event
@@ -385,10 +476,14 @@ func (b *Box) Run(ctx context.Context) error {
 	}
 	defer close(b.running)
 	b.start, b.startWall = time.Now(), time.Now()
+	b.learnEpoch(ctx)
 	if err := b.newCore(); err != nil {
 		return err
 	}
-	b.connecting = true
+	b.startedAt = b.now()
+	if b.join {
+		b.joinedAt = b.startedAt
+	}
 	if b.connectTimeout > 0 {
 		b.connectBy = b.now() + b.connectTimeout
 	}
@@ -409,7 +504,7 @@ func (b *Box) Run(ctx context.Context) error {
 		b.closePorts()
 		wg.Wait()
 	}()
-	b.log.Info("box running", "role", b.role, "epoch", b.epoch, "arbiter", b.opts.Arbiter != nil)
+	b.log.Info("box running", "role", b.role, "epoch", b.epoch, "joining", b.join, "epoch_from", b.learned, "arbiter", b.opts.Arbiter != nil)
 	_ = b.notify("READY=1\nSTATUS=" + b.sdStatus())
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -420,11 +515,9 @@ func (b *Box) Run(ctx context.Context) error {
 		if err := b.drain(ctx, now); err != nil {
 			return b.finish(err)
 		}
-		// Step when due, and after any input: ftcore's Deadline does not
-		// cover everything an input makes due (the first heartbeat after
-		// the handshake has no deadline until it is sent).
-		if d := b.node.Deadline(); b.kick || (d != 0 && now >= d) {
-			b.kick = false
+		// Step when due (ftcore's Deadline covers whatever an input made
+		// due, the first heartbeat after a handshake included).
+		if d := b.node.Deadline(); d != 0 && now >= d {
 			if err := b.node.Step(now); err != nil {
 				b.stepErrs++
 				b.warn(now, "step", err)
@@ -544,7 +637,6 @@ func (b *Box) readPort(ctx context.Context, p tap.Port, out chan<- []byte, what 
 
 func (b *Box) onLAN(now time.Duration, f []byte) {
 	b.lanInCount.Add(1)
-	b.kick = true
 	if len(f) >= 12 && bytes.Equal(f[6:12], b.guestMAC) {
 		// The guest's MAC arriving from the LAN: normal on a backup (the
 		// primary's outputs), a second live copy if this box is live.
@@ -565,7 +657,6 @@ func (b *Box) onLAN(now time.Duration, f []byte) {
 
 func (b *Box) onLog(now time.Duration, f []byte) {
 	b.logInCount.Add(1)
-	b.kick = true
 	if len(f) < 14 || binary.BigEndian.Uint16(f[12:14]) != tap.EtherTypeLog {
 		b.logInShort.Add(1)
 		return
@@ -588,7 +679,6 @@ func (b *Box) onLog(now time.Duration, f []byte) {
 
 func (b *Box) onArbiter(now time.Duration, r arbAnswer) {
 	b.arbBusy = false
-	b.kick = true
 	switch {
 	case r.err != nil:
 		b.arbLast = "error: " + r.err.Error()
@@ -616,23 +706,24 @@ func (b *Box) onArbiter(now time.Duration, r arbAnswer) {
 // so that the gate passes before released outputs reach the TAP.
 func (b *Box) flush(now time.Duration) {
 	ob := b.node.Outbox()
-	if b.connecting {
-		if b.node.Status().FramesReceived > 0 {
-			b.connecting = false
-			b.log.Info("peer connected", "role", b.role, "epoch", b.node.Epoch())
-			if b.role == ftcore.RolePrimary {
-				b.liveAt = now
-				if err := b.setGate(true); err != nil {
-					b.log.Error("gate", "err", err)
-				}
+	// Failure detection does not run before the peer was first heard (or
+	// ConnectTimeout ran out): ftcore's rule, so a peer started late never
+	// causes a failover.
+	if b.connecting && b.node.Status().PeerLastHeard != 0 {
+		b.connecting = false
+		b.log.Info("peer connected", "role", b.role, "epoch", b.node.Epoch())
+		if b.role == ftcore.RolePrimary {
+			b.liveAt = now
+			if err := b.setGate(true); err != nil {
+				b.log.Error("gate", "err", err)
 			}
-		} else if b.waitingForPeer(now) && hasEvent(ob.Events, ftcore.EventPeerLost) {
-			// Never heard the peer: start over rather than fail over,
-			// until ConnectTimeout.
-			b.rebuilds++
-			if err := b.newCore(); err != nil {
-				b.warn(now, "restart core", err)
-			}
+		}
+	}
+	for _, e := range ob.Events {
+		if e.Kind == ftcore.EventYield {
+			// A fresh primary heard a live one of a later epoch: it
+			// never released anything; become that primary's backup.
+			b.rejoin(now, e.Epoch, fmt.Sprintf("a live primary of epoch %d is on the logging link", e.Epoch))
 			return
 		}
 	}
@@ -670,6 +761,11 @@ func (b *Box) flush(now time.Duration) {
 	for _, r := range ob.Arbiter {
 		b.askArbiter(r)
 	}
+	if e := b.pendingRejoin; e != 0 {
+		b.pendingRejoin = 0
+		b.rejoin(now, e, fmt.Sprintf("the arbiter gave epoch %d to the peer", e))
+		return
+	}
 	if b.rttProbe.pos == 0 {
 		if st := b.node.Status(); st.LogSent > st.LogAcked {
 			b.rttProbe.pos, b.rttProbe.at = st.LogSent, now
@@ -684,10 +780,6 @@ func hasEvent(es []ftcore.Event, k ftcore.EventKind) bool {
 		}
 	}
 	return false
-}
-
-func (b *Box) waitingForPeer(now time.Duration) bool {
-	return b.connectTimeout < 0 || now < b.connectBy
 }
 
 func (b *Box) writeLog(payload []byte) error {
@@ -744,14 +836,35 @@ func (b *Box) onEvent(now time.Duration, e ftcore.Event) {
 				f.Result = "halted: the arbiter gave the epoch to the peer"
 				if b.diverged {
 					f.Result = "halted: diverged replica must not take over"
+				} else {
+					f.Result += "; rejoining as its backup"
 				}
 			case ftcore.RoleGoingLive:
 				f.Result = "going live"
 			}
 		}
 		_ = b.notify("STATUS=" + b.sdStatus())
+		if e.Role == ftcore.RoleHalted && !b.diverged && b.peerEpoch != 0 {
+			// The peer holds the epoch we claimed: it is live (or will
+			// be). Never preempt it: rejoin as its backup.
+			b.pendingRejoin = b.peerEpoch
+		}
+	case ftcore.EventSynced:
+		if st := b.node.Status(); st.Role == ftcore.RoleBackup && b.joinedAt != 0 {
+			b.syncedIn = now - b.joinedAt
+			b.joinedAt = 0
+			b.log.Info("rejoined: state transfer done, protected", "epoch", e.Epoch, "snapshot_bytes", st.SnapshotBytes,
+				"transfer", (st.SyncDone - st.SyncStarted).Round(time.Millisecond), "start_to_protected", b.syncedIn.Round(time.Millisecond))
+		} else {
+			b.log.Info("backup in sync: protected again", "epoch", e.Epoch, "snapshot_bytes", st.SnapshotBytes,
+				"transfer", (st.SyncDone - st.SyncStarted).Round(time.Millisecond))
+		}
 	case ftcore.EventPeerLost:
 		st := b.node.Status()
+		if st.Role == ftcore.RoleBackup && st.Syncing {
+			b.log.Warn("primary fell silent before the state transfer completed; waiting for it again", "epoch", e.Epoch)
+			return
+		}
 		b.failDetect = now
 		heard := st.PeerLastHeard
 		if heard == 0 {
@@ -965,6 +1078,14 @@ func (b *Box) snapshot(now time.Duration) *Status {
 		OutputsHeld: st.OutputsHeld, OldestHeldAgeMS: -1, OutputsDropped: st.OutputsDropped, FlowStalls: st.FlowStalls,
 		LogEntryBytes: st.LogEntryBytes, InputBytes: st.InputBytes,
 		DigestsSent: st.DigestsSent, DigestsCompared: st.DigestsCompared, DigestMismatch: st.DigestMismatches,
+		Syncing: st.Syncing, SyncBytes: st.SyncBytes, SyncTotal: st.SyncTotal, SyncTransfers: st.SyncTransfers,
+		SyncAborts: st.SyncAborts, SnapshotBytes: st.SnapshotBytes, Rejoins: b.rejoins,
+	}
+	if st.SyncDone != 0 && st.SyncStarted != 0 {
+		s.Replication.SyncTransferMS = ms(st.SyncDone - st.SyncStarted)
+	}
+	if b.syncedIn != 0 {
+		s.Replication.RejoinProtectMS = ms(b.syncedIn)
 	}
 	if st.LagEntries > 0 {
 		// At the guest's recent speed; an idle guest's lag is the
@@ -1018,10 +1139,12 @@ func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
 		s.Problems = append(s.Problems, fmt.Sprintf(format, a...))
 	}
 	note := func(format string, a ...any) { s.Notes = append(s.Notes, fmt.Sprintf(format, a...)) }
-	switch st.Role {
-	case ftcore.RoleHalted:
+	switch {
+	case st.Syncing && st.Role != ftcore.RoleHalted && st.Role != ftcore.RoleGoingLive:
+		s.Protection = Syncing
+	case st.Role == ftcore.RoleHalted:
 		s.Protection = Halted
-	case ftcore.RoleUnprotected, ftcore.RoleGoingLive:
+	case st.Role == ftcore.RoleUnprotected || st.Role == ftcore.RoleGoingLive:
 		s.Protection = Unprotected
 	default:
 		switch {
@@ -1046,7 +1169,7 @@ func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
 	case Halted:
 		switch {
 		case b.peerEpoch != 0:
-			bad(ExitCritical, "HALTED: peer is primary in epoch %d (the arbiter refused us that epoch); this box will not preempt it; rejoin needs state transfer (not yet implemented): restart the pair to re-protect", b.peerEpoch)
+			bad(ExitCritical, "HALTED: peer is primary in epoch %d (the arbiter refused us that epoch); this box will not preempt it and rejoins as its backup", b.peerEpoch)
 		case b.diverged:
 			bad(ExitCritical, "HALTED: diverged replica")
 		default:
@@ -1056,14 +1179,23 @@ func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
 		if st.Role == ftcore.RoleGoingLive {
 			bad(ExitWarning, "GOING LIVE: peer lost, replaying the log and claiming epoch %d", b.arbClaim)
 		} else if st.Role == ftcore.RoleUnprotected {
-			bad(ExitWarning, "UNPROTECTED: the guest runs with no backup (state transfer to a new backup is not yet implemented)")
+			bad(ExitWarning, "UNPROTECTED: the guest runs with no backup (a restarted peer rejoins as backup by state transfer)")
 		} else {
 			bad(ExitWarning, "UNPROTECTED: peer not heard for %s", age(s.Peer.LastHeardAgoMS))
 		}
 	case Syncing:
-		if b.connectTimeout < 0 {
+		switch {
+		case st.Syncing && st.SyncTotal > 0:
+			bad(ExitWarning, "SYNCING: state transfer %s the peer: %d of %d snapshot bytes (%.0f%%), snapshot at icount %d",
+				map[bool]string{true: "to", false: "from"}[st.Role != ftcore.RoleBackup], st.SyncBytes, st.SyncTotal,
+				100*float64(st.SyncBytes)/float64(st.SyncTotal), st.SyncICount)
+		case st.Syncing && st.Role == ftcore.RoleBackup:
+			bad(ExitWarning, "SYNCING: joining as backup in epoch %d: waiting for the live primary's snapshot on %s", st.Epoch, b.cfg.LogLink.Interface)
+		case st.Syncing:
+			bad(ExitWarning, "SYNCING: snapshot sent; waiting for the backup to catch up")
+		case b.connectTimeout < 0:
 			bad(ExitWarning, "SYNCING: waiting for the peer on %s (never heard; waiting forever)", b.cfg.LogLink.Interface)
-		} else {
+		default:
 			left := max(b.connectBy-now, 0).Round(time.Millisecond)
 			bad(ExitWarning, "SYNCING: waiting for the peer on %s (never heard; %v left before failure detection starts)", b.cfg.LogLink.Interface, left)
 		}

@@ -432,6 +432,10 @@ func describeEntry(e logwire.Entry) string {
 		return fmt.Sprintf("fragment id %d bytes [%d,%d) of %d", e.ID, e.Offset, int(e.Offset)+len(e.Piece), e.Total)
 	case logwire.Hello:
 		return fmt.Sprintf("hello %s epoch %d", e.Role, e.Epoch)
+	case logwire.Snapshot:
+		return fmt.Sprintf("snapshot icount %d outputs %d bytes [%d,%d) of %d sum %s", e.ICount, e.Outputs, e.Offset, e.Offset+uint64(len(e.Data)), e.Total, shortHex(e.Sum[:]))
+	case logwire.InSync:
+		return fmt.Sprintf("in_sync icount %d", e.ICount)
 	}
 	return fmt.Sprintf("%v", e.Type())
 }

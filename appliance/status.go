@@ -105,6 +105,19 @@ type ReplicationStatus struct {
 	DigestsSent     uint64  `json:"digests_sent"`
 	DigestsCompared uint64  `json:"digests_compared"`
 	DigestMismatch  uint64  `json:"digest_mismatches"`
+
+	// State transfer (a backup joining a live primary); omitted when none
+	// ever happened. Syncing: a transfer is in progress (SyncBytes of
+	// SyncTotal snapshot bytes sent or received).
+	Syncing         bool    `json:"syncing,omitempty"`
+	SyncBytes       uint64  `json:"sync_bytes,omitempty"`
+	SyncTotal       uint64  `json:"sync_total,omitempty"`
+	SyncTransfers   uint64  `json:"sync_transfers,omitempty"`
+	SyncAborts      uint64  `json:"sync_aborts,omitempty"`
+	SnapshotBytes   uint64  `json:"snapshot_bytes,omitempty"`      // the last snapshot's size
+	SyncTransferMS  float64 `json:"sync_transfer_ms,omitempty"`    // the last completed transfer: snapshot taken → in sync acknowledged
+	RejoinProtectMS float64 `json:"rejoin_protected_ms,omitempty"` // joining backup: core start → PROTECTED
+	Rejoins         uint64  `json:"rejoins,omitempty"`             // times this box rebuilt itself as a joining backup
 }
 
 // GuestStatus is the replicated machine.

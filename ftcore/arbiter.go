@@ -15,8 +15,13 @@ import (
 // ftcore does no I/O: a Primary or Backup puts an ArbiterRequest in its
 // outbox, the appliance calls the real arbiter and feeds the answer back with
 // OnArbiterReply.
+//
+// Current is the read-only query a starting box makes (see StartRole): the
+// latest granted epoch and its holder (0 and "" if nothing was granted). It
+// changes nothing.
 type Arbiter interface {
 	TestAndSet(epoch uint64, who string) (won bool, err error)
+	Current() (epoch uint64, holder string, err error)
 }
 
 // MemArbiter is an in-memory Arbiter for tests and the simulation. It is
@@ -44,6 +49,13 @@ func (a *MemArbiter) TestAndSet(epoch uint64, who string) (bool, error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// Current implements Arbiter.
+func (a *MemArbiter) Current() (uint64, string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.epoch, a.holder, nil
 }
 
 // Grants lists every grant made, in order.

@@ -38,12 +38,22 @@ type Backup struct {
 	diverged bool
 	alarm    *logwire.DivergenceAlarm
 	exited   bool
+	idle     bool // the guest's last Run stopped idle at the current count (no event since)
 
 	claimEpoch uint64
 	claimAt    time.Duration
 	claimWon   bool
 	pendingLAN [][]byte
 	live       *Primary
+
+	// State transfer (see the package documentation, "Rejoining").
+	mustSync bool   // may not go live: no InSync mark (or cold log) received since the last sync started
+	fresh    bool   // the machine was never run or restored: a log from instruction 0 fits it
+	started2 bool   // the current session's stream has delivered an entry
+	snap     []byte // snapshot being received (nil: none)
+	snapHdr  logwire.Snapshot
+	snapDone bool // snap is complete and waits for Restore in replay
+	snapSeen bool // the current session's stream began with a snapshot
 }
 
 // NewBackup returns the backup of a pair in epoch cfg.Epoch, replaying onto
@@ -56,10 +66,117 @@ func NewBackup(cfg Config, m Machine) (*Backup, error) {
 	if m == nil {
 		return nil, fmt.Errorf("new backup: no machine: %w", ErrConfig)
 	}
-	b := &Backup{cfg: cfg, m: m, role: RoleBackup, epoch: cfg.Epoch}
-	b.ch = newChannel(&b.cfg, &b.st, logwire.RoleBackup)
+	b := &Backup{cfg: cfg, m: m, role: RoleBackup, epoch: cfg.Epoch, mustSync: cfg.Join, fresh: true}
+	b.ch = newChannel(&b.cfg, &b.st, logwire.RoleBackup, b.epoch)
 	return b, nil
 }
+
+// abortSync forgets a session that fell silent before this backup could
+// take over (a transfer in progress, or a joiner that never got its first
+// log): it waits for a primary's hello again. The guest is not touched; the
+// next primary must send a snapshot (a log from 0 fits only a fresh guest).
+func (b *Backup) abortSync(now time.Duration) {
+	b.st.SyncAborts++
+	b.ch = newChannel(&b.cfg, &b.st, logwire.RoleBackup, b.epoch)
+	b.log, b.next, b.primaryIC = nil, 0, 0
+	b.snap, b.snapDone, b.started2, b.snapSeen = nil, false, false, false
+	b.mustSync = true
+	b.ob.Events = append(b.ob.Events, Event{Kind: EventPeerLost, At: now, Role: b.role, Epoch: b.epoch, ICount: b.m.ICount()})
+}
+
+// onStream takes the entries the channel delivered in order.
+func (b *Backup) onStream(now time.Duration, stream []logwire.Entry) error {
+	for _, e := range stream {
+		first := !b.started2
+		b.started2 = true
+		switch e := e.(type) {
+		case logwire.Snapshot:
+			if err := b.onSnapshot(now, e, first); err != nil {
+				b.st.ProtocolErrors++
+				return err
+			}
+			continue
+		case logwire.InSync:
+			if !b.snapSeen {
+				b.st.ProtocolErrors++
+				return fmt.Errorf("in-sync mark without a snapshot: %w", ErrProtocol)
+			}
+			if b.snap != nil && !b.snapDone {
+				b.st.ProtocolErrors++
+				return fmt.Errorf("in-sync mark before the snapshot's end: %w", ErrProtocol)
+			}
+			b.mustSync = false // the log we hold covers every released output
+		default:
+			if first && b.snap == nil {
+				// A cold pair: the primary's log runs from instruction 0
+				// and it released nothing unprotected.
+				if !b.fresh {
+					b.st.ProtocolErrors++
+					return fmt.Errorf("log from instruction 0 for a guest that already ran: %w", ErrProtocol)
+				}
+				b.mustSync = false
+			}
+			// Log after a snapshot's count is kept until it is restored.
+		}
+		b.log = append(b.log, e)
+		if ic, ok := icountOf(e); ok {
+			b.primaryIC = max(b.primaryIC, ic)
+		}
+	}
+	return nil
+}
+
+func (b *Backup) onSnapshot(now time.Duration, e logwire.Snapshot, first bool) error {
+	if b.snap == nil {
+		switch {
+		case !first || e.Offset != 0:
+			return fmt.Errorf("snapshot piece at %d not at the stream's start: %w", e.Offset, ErrProtocol)
+		case e.Total > b.cfg.MaxSnapshot:
+			return fmt.Errorf("snapshot of %d bytes, limit %d: %w", e.Total, b.cfg.MaxSnapshot, ErrProtocol)
+		}
+		b.snapHdr, b.snapSeen = e, true
+		b.snap = make([]byte, 0, min(e.Total, 64<<20))
+		b.snapDone, b.mustSync = false, true
+		b.st.SyncTransfers++
+		b.st.SyncStarted, b.st.SyncDone = now, 0
+		b.st.SyncTotal, b.st.SyncICount = e.Total, e.ICount
+	}
+	h := b.snapHdr
+	if b.snapDone || e.ICount != h.ICount || e.Outputs != h.Outputs || e.Total != h.Total || e.Sum != h.Sum || e.Offset != uint64(len(b.snap)) {
+		return fmt.Errorf("snapshot piece [%d,+%d) of %d at %d does not continue [0,%d) of %d at %d: %w",
+			e.Offset, len(e.Data), e.Total, e.ICount, len(b.snap), h.Total, h.ICount, ErrProtocol)
+	}
+	b.snap = append(b.snap, e.Data...)
+	b.st.SyncBytes = uint64(len(b.snap))
+	b.primaryIC = max(b.primaryIC, e.ICount)
+	if uint64(len(b.snap)) == h.Total {
+		b.snapDone = true
+	}
+	return nil
+}
+
+// restore installs a complete snapshot and checks the digest sent with it.
+func (b *Backup) restore(now time.Duration) error {
+	h, snap := b.snapHdr, b.snap
+	b.snap, b.snapDone = nil, false
+	b.st.SnapshotBytes = uint64(len(snap))
+	if err := b.m.Restore(snap); err != nil {
+		b.diverge(now, h.ICount, [32]byte{}, h.Sum)
+		return fmt.Errorf("state transfer: restore: %w: %w", ErrProtocol, err)
+	}
+	b.fresh = false
+	if local := b.m.Digest(); local != h.Sum || b.m.ICount() != h.ICount {
+		b.diverge(now, h.ICount, local, h.Sum)
+		return fmt.Errorf("state transfer: restored machine at %d differs from the primary's at %d: %w", b.m.ICount(), h.ICount, ErrProtocol)
+	}
+	b.outN, b.wm, b.buf = h.Outputs, h.Outputs, nil
+	b.idle = false
+	b.st.DigestsCompared++
+	return nil
+}
+
+// snapPending: a snapshot is arriving; nothing can be replayed before it is whole.
+func (b *Backup) snapPending() bool { return b.snap != nil && !b.snapDone }
 
 // Role returns the current role; Epoch the current epoch.
 func (b *Backup) Role() Role {
@@ -136,15 +253,19 @@ func (b *Backup) OnPeerLANFrame(now time.Duration, frame []byte) error {
 
 func (b *Backup) onFrame(now time.Duration, frame []byte, second bool) error {
 	b.tick(now)
-	if b.role != RoleBackup || b.live != nil {
+	if b.live != nil {
+		return b.live.onFrame(now, frame, second) // a new backup may join us
+	}
+	if b.role != RoleBackup {
 		return nil
 	}
 	ctl, stream, err := b.ch.receive(now, frame, second)
-	b.log = append(b.log, stream...)
-	for _, e := range stream {
-		if ic, ok := icountOf(e); ok {
-			b.primaryIC = max(b.primaryIC, ic)
-		}
+	if b.ch.epoch > b.epoch {
+		b.epoch = b.ch.epoch // a primary of a later epoch took us on
+	}
+	if serr := b.onStream(now, stream); serr != nil {
+		b.diverge(now, b.m.ICount(), [32]byte{}, [32]byte{})
+		return fmt.Errorf("backup: %w", serr)
 	}
 	for _, e := range ctl {
 		if hb, ok := e.(logwire.Heartbeat); ok {
@@ -180,11 +301,19 @@ func (b *Backup) OnArbiterReply(now time.Duration, epoch uint64, won bool, err e
 	return b.maybePromote(now)
 }
 
-func (b *Backup) lastHeard() time.Duration {
-	if b.ch.heard {
-		return b.ch.lastRx
+// failAt is when the primary counts as failed if nothing more arrives:
+// Timeout after the last authentic frame on either path; before the first
+// one, ConnectTimeout after the start (0: never, with a negative
+// ConnectTimeout or for a joiner, which must never claim an epoch for a
+// peer it never heard).
+func (b *Backup) failAt() time.Duration {
+	switch {
+	case b.ch.heard:
+		return b.ch.lastRx + b.cfg.Timeout
+	case b.cfg.ConnectTimeout < 0 || b.mustSync:
+		return 0
 	}
-	return b.startedAt
+	return b.startedAt + b.cfg.ConnectTimeout
 }
 
 // Step does whatever is due: failure detection, replay of at most one slice
@@ -198,7 +327,9 @@ func (b *Backup) Step(now time.Duration) error {
 		return nil
 	}
 	var errs []error
-	if b.role == RoleBackup && now-b.lastHeard() > b.cfg.Timeout {
+	if fa := b.failAt(); b.role == RoleBackup && fa != 0 && now > fa && b.mustSync {
+		b.abortSync(now) // no state to take over with: wait for a primary again
+	} else if b.role == RoleBackup && fa != 0 && now > fa {
 		b.st.FailureDetected = now
 		b.ob.Events = append(b.ob.Events, Event{Kind: EventPeerLost, At: now, Role: b.role, Epoch: b.epoch, ICount: b.m.ICount()})
 		if b.diverged {
@@ -231,7 +362,14 @@ func (b *Backup) Step(now time.Duration) error {
 	return errors.Join(errs...)
 }
 
-func (b *Backup) replayDone() bool { return b.next >= len(b.log) || b.diverged || b.exited }
+func (b *Backup) replayDone() bool {
+	return (b.next >= len(b.log) && b.snap == nil) || b.diverged || b.exited
+}
+
+// canReplay: replay has something to do now.
+func (b *Backup) canReplay() bool {
+	return !b.diverged && !b.exited && !b.snapPending() && (b.snapDone || b.next < len(b.log))
+}
 
 // maybePromote finishes going live once the log is replayed to its end and
 // the arbiter granted the next epoch: release the buffered outputs beyond
@@ -258,6 +396,9 @@ func (b *Backup) maybePromote(now time.Duration) error {
 	b.setRole(now, RoleUnprotected)
 	b.live = newLive(b.cfg, b.m, b.epoch, now, b.outN)
 	b.live.exited = b.exited
+	if b.idle {
+		b.live.setIdle(now) // woken by a clock sync or an input, as on the old primary
+	}
 	var errs []error
 	for _, f := range b.pendingLAN {
 		errs = append(errs, b.live.OnLANFrame(now, f))
@@ -276,6 +417,14 @@ func (b *Backup) diverge(now time.Duration, ic uint64, local, remote [32]byte) {
 // replay applies log entries in order, running the guest up to each one's
 // instruction count first, for at most budget instructions.
 func (b *Backup) replay(now time.Duration, budget uint64) error {
+	if b.snapPending() || b.diverged {
+		return nil
+	}
+	if b.snapDone {
+		if err := b.restore(now); err != nil {
+			return err
+		}
+	}
 	for b.next < len(b.log) && !b.diverged && !b.exited {
 		e := b.log[b.next]
 		if ic, ok := icountOf(e); ok {
@@ -289,6 +438,7 @@ func (b *Backup) replay(now time.Duration, budget uint64) error {
 					break
 				}
 				why := b.m.Run(min(ic, cur+budget))
+				b.idle = why == StopIdle
 				budget -= min(budget, b.m.ICount()-cur)
 				if fs := b.m.TakeFrames(); len(fs) > 0 {
 					b.outputs(now, fs)
@@ -304,6 +454,9 @@ func (b *Backup) replay(now time.Duration, budget uint64) error {
 			}
 		}
 		b.apply(now, e)
+		if _, ok := e.(logwire.Progress); !ok && e.Type() != logwire.TypeReleasedOutput && e.Type() != logwire.TypeDigest && e.Type() != logwire.TypeInSync {
+			b.idle = false // an event was injected: the guest may run again
+		}
 		b.next++
 		b.st.LogApplied++
 	}
@@ -330,6 +483,9 @@ func (b *Backup) apply(now time.Duration, e logwire.Entry) {
 			clear(b.buf[:i])
 			b.buf = b.buf[i:]
 		}
+	case logwire.InSync:
+		b.st.SyncDone = now
+		b.ob.Events = append(b.ob.Events, Event{Kind: EventSynced, At: now, Role: b.role, Epoch: b.epoch, ICount: e.ICount})
 	case logwire.Digest:
 		b.st.DigestsCompared++
 		if local := b.m.Digest(); local != e.Sum {
@@ -362,7 +518,10 @@ func (b *Backup) Deadline() time.Duration {
 	if b.role == RoleHalted {
 		return 0
 	}
-	if !b.started || !b.replayDone() {
+	if !b.started {
+		return max(b.now, 1) // the first Step is due
+	}
+	if b.canReplay() {
 		return b.now
 	}
 	switch b.role {
@@ -376,7 +535,10 @@ func (b *Backup) Deadline() time.Duration {
 	if b.ch.sess == nil {
 		d = 0
 	}
-	return minDeadline(d, b.lastHeard()+b.cfg.Timeout+1)
+	if fa := b.failAt(); fa != 0 {
+		d = minDeadline(d, fa+1)
+	}
+	return d
 }
 
 // Outbox returns and clears what the backup has to send. A pending
@@ -409,12 +571,41 @@ func (b *Backup) Status() Status {
 		s.OldestHeld = b.buf[0].at
 	}
 	s.Verdicts = b.ch.verdicts()
+	s.Syncing = b.mustSync && b.role == RoleBackup
 	if b.live != nil {
 		l := b.live.Status()
 		s.OutputsProduced += l.OutputsProduced
 		s.OutputsReleased += l.OutputsReleased - b.outN
 		s.OutputsHeld = l.OutputsHeld
+		s.OldestHeld = l.OldestHeld
 		s.InputBytes += l.InputBytes
+		// The live primary's own backup, if one joined.
+		s.LogAppended, s.LogSent, s.LogAcked, s.LagEntries, s.LagInstr = l.LogAppended, l.LogSent, l.LogAcked, l.LagEntries, l.LagInstr
+		s.LogDelivered = 0
+		s.FramesSent += l.FramesSent
+		s.FramesReceived += l.FramesReceived
+		s.BytesSent += l.BytesSent
+		s.Retransmits += l.Retransmits
+		s.FastRetransmits += l.FastRetransmits
+		s.Duplicates += l.Duplicates
+		s.OutOfOrder += l.OutOfOrder
+		s.FlowStalls += l.FlowStalls
+		s.ProtocolErrors += l.ProtocolErrors
+		s.DigestsSent += l.DigestsSent
+		s.LogEntryBytes += l.LogEntryBytes
+		s.RoleChanges += l.RoleChanges
+		s.EpochChanges += l.EpochChanges
+		s.ArbiterRequests += l.ArbiterRequests
+		s.Syncing, s.SyncBytes, s.SyncTotal, s.SyncICount = l.Syncing, l.SyncBytes, l.SyncTotal, l.SyncICount
+		s.SyncStarted, s.SyncDone, s.SyncTransfers, s.SyncAborts = l.SyncStarted, l.SyncDone, l.SyncTransfers, l.SyncAborts
+		s.SnapshotBytes = l.SnapshotBytes
+		s.PeerICount = l.PeerICount
+		if l.PeerLastHeard != 0 {
+			s.PeerLastHeard = l.PeerLastHeard
+		}
+		if l.FailureDetected != 0 {
+			s.FailureDetected = l.FailureDetected
+		}
 	}
 	return s
 }

@@ -66,6 +66,7 @@ type channel struct {
 	logHeard  bool
 	stuckFrom time.Duration // sender: when the oldest unacknowledged entry was sent (0: none)
 	peerEpoch uint64        // highest epoch seen on an authentic frame
+	yieldTo   uint64        // primary: a primary's authentic hello of a later epoch arrived
 }
 
 type outEntry struct {
@@ -73,9 +74,9 @@ type outEntry struct {
 	size int
 }
 
-func newChannel(cfg *Config, st *Status, role logwire.Role) *channel {
+func newChannel(cfg *Config, st *Status, role logwire.Role, epoch uint64) *channel {
 	return &channel{
-		cfg: cfg, st: st, role: role, ep: cfg.Endpoint, epoch: cfg.Epoch,
+		cfg: cfg, st: st, role: role, ep: cfg.Endpoint, epoch: epoch,
 		rto: cfg.RTOInitial, ooo: make(map[uint64]logwire.Entry),
 		reasm: logwire.NewReassembler(logwire.ReassemblyLimits{}),
 	}
@@ -374,7 +375,12 @@ func (c *channel) onHello(now time.Duration, frame []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrFrame, err)
 	}
+	c.st.PeerEpochHeard = max(c.st.PeerEpochHeard, peer.Epoch)
 	if c.role == logwire.RolePrimary {
+		if peer.Role == logwire.RolePrimary && peer.Epoch > c.epoch {
+			c.yieldTo = max(c.yieldTo, peer.Epoch) // a live primary of a later epoch
+			return nil
+		}
 		if c.sess != nil || peer.Role != logwire.RoleBackup || c.hello.Nonce == ([32]byte{}) || peer.Echo != c.hello.Nonce {
 			return nil // a late or stale answer
 		}
@@ -384,15 +390,21 @@ func (c *channel) onHello(now time.Duration, frame []byte) error {
 		}
 		c.sess, c.lastRx, c.heard = s, now, true
 		c.lastLogRx, c.logHeard = now, true
+		c.hbAt = max(now, 1) // the first heartbeat is due at once
 		return nil
 	}
 	if peer.Role != logwire.RolePrimary || (c.sess != nil && c.sess.Confirmed()) {
 		return nil // keep a working session; an initiating hello may be a replay
 	}
+	// An authentic primary hello (while we have no confirmed session):
+	// the peer is heard, so failure detection counts from now.
+	c.lastRx, c.heard = now, true
+	c.lastLogRx, c.logHeard = now, true
 	if c.sess != nil && peer.Nonce == c.hello.Echo {
 		c.emit(c.helloFrame, false) // our answer was lost
 		return nil
 	}
+	c.epoch = peer.Epoch // ≥ ours (OpenHello refuses older): a backup follows its primary's epoch
 	h := logwire.Hello{Role: logwire.RoleBackup, Epoch: c.epoch, Echo: peer.Nonce}
 	if _, err := io.ReadFull(c.cfg.Rand, h.Nonce[:]); err != nil {
 		return fmt.Errorf("hello nonce: %w", err)
@@ -407,6 +419,7 @@ func (c *channel) onHello(now time.Duration, frame []byte) error {
 	}
 	c.sess, c.hello, c.helloFrame = s, h, f
 	c.delivered, c.ooo = 0, make(map[uint64]logwire.Entry)
+	c.hbAt = max(now, 1) // the first heartbeat is due at once
 	c.emit(f, false)
 	return nil
 }

@@ -79,8 +79,44 @@
 //     halts.
 //
 // So a cut logging link with the LAN up costs no failover: the primary
-// keeps the service (unprotected) and the backup halts; re-protecting the
-// guest needs a new backup (a snapshot transfer this package does not do).
+// keeps the service (unprotected) and the backup halts; the guest is
+// re-protected when the halted box rejoins as a new backup (see Rejoining).
 // With both paths cut (a partition) both claim and the arbiter picks one.
 // Without SecondPath, any cut longer than Timeout is a partition.
+//
+// # Starting and failure detection
+//
+// Failure detection starts only once the peer was first heard (a hello
+// counts) or Config.ConnectTimeout ran out, so a peer started late never
+// causes a failover. A starting box first asks the arbiter for the latest
+// grant (Arbiter.Current) and takes the role StartRole gives: with nothing
+// granted, its configured role in epoch 1 (a cold pair: both guests fresh,
+// the log from instruction 0); if it holds the latest grant itself, primary
+// of a cold pair in that epoch; if its peer holds it, a joining backup
+// (Config.Join) in that epoch. A backup follows the epoch of the primary
+// whose hello it answers; a fresh primary that never had a backup and hears
+// a primary's hello of a later epoch reports EventYield and halts: its
+// owner restarts it as a joining backup.
+//
+// # Rejoining (state transfer)
+//
+// An UNPROTECTED primary keeps sending hellos in its epoch. When a backup
+// answers, the primary saves its machine (Machine.Save) at the current
+// instruction count between two steps and sends the snapshot as
+// logwire.Snapshot pieces at the head of the new log stream, fed while they
+// take at most half of the flow-control window, so the log of the guest,
+// which keeps running, and the heartbeats go on beside them. Meanwhile it
+// logs every event as usual and releases output as an unprotected primary
+// (it won its epoch alone): Status.Syncing. Once the backup acknowledged the
+// whole snapshot, the primary logs a Progress entry reaching its current
+// count and logwire.InSync, and becomes PRIMARY: the Output Rule holds
+// again, and losing the backup from then on means claiming the next epoch.
+// The backup buffers the log, restores the snapshot when it is whole
+// (checking the digest sent with it; a mismatch is a divergence), numbers
+// its outputs from the snapshot's output count, and replays. It may go live
+// only once it holds the InSync mark (or, in a cold pair, once the first
+// log entry showed the stream starts at instruction 0): before that, its
+// log need not cover outputs the primary released unprotected. A transfer
+// whose peer falls silent is abandoned by both sides without a claim: the
+// primary waits for a backup again, the backup for a primary.
 package ftcore

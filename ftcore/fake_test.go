@@ -3,6 +3,7 @@ package ftcore_test
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -119,4 +120,29 @@ func (m *fakeMachine) Digest() [32]byte {
 	var d [32]byte
 	h.Sum(d[:0])
 	return d
+}
+
+type fakeState struct {
+	IC, T0, I0, Num, Den uint64
+	Inq                  [][]byte
+	Busy                 uint64
+	Cur                  []byte
+	Counter              uint64
+	Frames               [][]byte
+	Deadline, TimerFires uint64
+	Period               uint64
+}
+
+func (m *fakeMachine) Save() []byte {
+	b, _ := json.Marshal(fakeState{m.ic, m.t0, m.i0, m.num, m.den, m.inq, m.busy, m.cur, m.counter, m.frames, m.deadline, m.timerFires, m.period})
+	return b
+}
+
+func (m *fakeMachine) Restore(b []byte) error {
+	var s fakeState
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("fake restore: %w", err)
+	}
+	*m = fakeMachine{s.IC, s.T0, s.I0, s.Num, s.Den, s.Inq, s.Busy, s.Cur, s.Counter, s.Frames, s.Deadline, s.TimerFires, s.Period}
+	return nil
 }

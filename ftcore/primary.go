@@ -50,6 +50,21 @@ type Primary struct {
 
 	claimEpoch uint64 // nonzero while waiting for the arbiter
 	claimAt    time.Duration
+
+	// State transfer to a joining backup (see Step): an unprotected
+	// primary keeps a channel open for a backup's hello; once one answers
+	// it sends a snapshot and the log after it, releasing output
+	// unprotected, until the backup acked the whole snapshot; then it logs
+	// InSync and the Output Rule holds again (role PRIMARY).
+	syncing bool
+	snap    []byte // the snapshot being sent
+	snapOff int    // bytes of it appended to the stream
+	snapIC  uint64
+	snapOut uint64
+	snapSum [32]byte
+	snapEnd uint64 // stream position of its last piece (0: not all appended)
+	syncPos uint64 // position of the InSync mark until the backup acked it (0: none)
+	yielded bool
 }
 
 type heldOut struct {
@@ -70,7 +85,7 @@ func NewPrimary(cfg Config, m Machine) (*Primary, error) {
 		return nil, fmt.Errorf("new primary: no machine: %w", ErrConfig)
 	}
 	p := &Primary{cfg: cfg, m: m, role: RolePrimary, epoch: cfg.Epoch, alarmedIC: map[uint64]bool{}}
-	p.ch = newChannel(&p.cfg, &p.st, logwire.RolePrimary)
+	p.ch = newChannel(&p.cfg, &p.st, logwire.RolePrimary, p.epoch)
 	return p, nil
 }
 
@@ -78,10 +93,99 @@ func NewPrimary(cfg Config, m Machine) (*Primary, error) {
 func newLive(cfg Config, m Machine, epoch uint64, now time.Duration, outN uint64) *Primary {
 	p := &Primary{cfg: cfg, m: m, role: RoleUnprotected, epoch: epoch, outN: outN, released: outN, alarmedIC: map[uint64]bool{}}
 	p.start(now)
+	p.listen()
 	return p
 }
 
+// protected: the Output Rule holds (a backup is, or may be, in step).
 func (p *Primary) protected() bool { return p.role == RolePrimary }
+
+// logging: entries go to the log (protected, or sending a snapshot).
+func (p *Primary) logging() bool { return p.protected() || p.syncing }
+
+// listen opens a fresh channel on which an unprotected primary waits for a
+// joining backup (it sends hellos in its epoch; see Step).
+func (p *Primary) listen() {
+	p.ch = newChannel(&p.cfg, &p.st, logwire.RolePrimary, p.epoch)
+	p.syncing, p.snap, p.snapOff, p.snapEnd, p.syncPos = false, nil, 0, 0, 0
+	p.logged, p.peerIC, p.wmLogged, p.stalled = false, 0, 0, false
+}
+
+// startSync takes the snapshot for a backup that just answered our hello,
+// at the current instruction count (between steps), and appends its first
+// piece: the stream starts with it.
+func (p *Primary) startSync(now time.Duration) error {
+	p.syncing = true
+	p.snapIC, p.snapOut = p.m.ICount(), p.outN
+	p.snap = p.m.Save()
+	p.snapSum = p.m.Digest()
+	p.snapOff, p.snapEnd = 0, 0
+	p.peerIC = p.snapIC
+	p.logged = false
+	p.st.SyncTransfers++
+	p.st.SyncStarted, p.st.SyncDone = now, 0
+	p.st.SyncBytes, p.st.SyncTotal, p.st.SyncICount = 0, uint64(len(p.snap)), p.snapIC
+	p.st.SnapshotBytes = uint64(len(p.snap))
+	if len(p.snap) == 0 {
+		return fmt.Errorf("state transfer: empty snapshot: %w", ErrConfig)
+	}
+	return p.feedSnapshot(true)
+}
+
+// feedSnapshot appends snapshot pieces while they take at most half of the
+// flow-control window (the log of the running guest gets the other half,
+// and heartbeats are never queued behind them).
+func (p *Primary) feedSnapshot(first bool) error {
+	piece := p.ch.maxEntry() - logwire.SnapshotHead
+	for p.syncing && p.snapEnd == 0 {
+		if !first && (p.ch.qBytes >= p.cfg.MaxUnackedBytes/2 || p.ch.unacked() >= p.cfg.MaxUnackedEntry/2) {
+			return nil
+		}
+		first = false
+		n := min(piece, len(p.snap)-p.snapOff)
+		pos, err := p.ch.append(logwire.Snapshot{ICount: p.snapIC, Outputs: p.snapOut, Total: uint64(len(p.snap)),
+			Offset: uint64(p.snapOff), Sum: p.snapSum, Data: p.snap[p.snapOff : p.snapOff+n]})
+		if err != nil {
+			return fmt.Errorf("state transfer: %w", err)
+		}
+		p.snapOff += n
+		p.st.SyncBytes = uint64(p.snapOff)
+		if p.snapOff == len(p.snap) {
+			p.snapEnd = pos
+			p.snap = nil
+		}
+	}
+	return nil
+}
+
+// inSync ends a transfer whose snapshot the backup acknowledged: the log
+// gets an entry reaching the current count (every output released so far
+// was produced before it) and the InSync mark; from now on the Output Rule
+// holds, and losing the backup means claiming the next epoch, since a
+// backup holding the mark may go live.
+func (p *Primary) inSync(now time.Duration) error {
+	ic := p.m.ICount()
+	if !p.logged || p.lastLoggedIC < ic {
+		if _, err := p.log(logwire.Progress{ICount: ic}); err != nil {
+			return fmt.Errorf("state transfer: %w", err)
+		}
+	}
+	pos, err := p.log(logwire.InSync{ICount: ic})
+	if err != nil {
+		return fmt.Errorf("state transfer: %w", err)
+	}
+	p.syncing, p.syncPos = false, pos
+	p.setRole(now, RolePrimary)
+	return nil
+}
+
+func (p *Primary) checkSynced(now time.Duration) {
+	if p.syncPos != 0 && p.protected() && p.ch.acked >= p.syncPos {
+		p.syncPos = 0
+		p.st.SyncDone = now
+		p.ob.Events = append(p.ob.Events, Event{Kind: EventSynced, At: now, Role: p.role, Epoch: p.epoch, ICount: p.m.ICount()})
+	}
+}
 
 func (p *Primary) start(now time.Duration) {
 	p.started, p.startedAt = true, now
@@ -158,7 +262,7 @@ func (p *Primary) OnPeerLANFrame(now time.Duration, frame []byte) error {
 
 func (p *Primary) onFrame(now time.Duration, frame []byte, second bool) error {
 	p.tick(now)
-	if !p.protected() || p.claimEpoch != 0 {
+	if p.ch == nil || p.role == RoleHalted || p.claimEpoch != 0 {
 		return nil // no backup any more: nothing it says matters
 	}
 	acked := p.ch.acked
@@ -186,6 +290,7 @@ func (p *Primary) onFrame(now time.Duration, frame []byte, second bool) error {
 	if p.ch.acked != acked {
 		p.stalled = false
 		p.release()
+		p.checkSynced(now)
 	}
 	return nil
 }
@@ -211,6 +316,7 @@ func (p *Primary) OnArbiterReply(now time.Duration, epoch uint64, won bool, err 
 	p.st.EpochChanges++
 	p.setRole(now, RoleUnprotected)
 	p.release()
+	p.listen() // a new backup may join (state transfer)
 	return nil
 }
 
@@ -220,12 +326,18 @@ func (p *Primary) OnArbiterReply(now time.Duration, epoch uint64, won bool, err 
 // heartbeats but not the log, or only one way, is as useless as a dead
 // one; twice the timeout leaves room for RTOMax-capped retransmissions
 // under loss).
+//
+// Before the peer was ever heard the deadline is ConnectTimeout after the
+// start (0: none, with a negative ConnectTimeout): failure detection does
+// not start before first contact.
 func (p *Primary) logDeadline() time.Duration {
-	last := p.startedAt
-	if p.ch.logHeard {
-		last = p.ch.lastLogRx
+	if !p.ch.logHeard {
+		if p.cfg.ConnectTimeout < 0 {
+			return 0
+		}
+		return p.startedAt + p.cfg.ConnectTimeout
 	}
-	d := last + p.cfg.Timeout
+	d := p.ch.lastLogRx + p.cfg.Timeout
 	if p.ch.stuckFrom != 0 {
 		d = min(d, p.ch.stuckFrom+2*p.cfg.Timeout)
 	}
@@ -243,11 +355,46 @@ func (p *Primary) Step(now time.Duration) error {
 		return nil
 	}
 	var errs []error
+	if p.protected() && !p.ch.logHeard && p.ch.yieldTo > p.epoch && !p.yielded {
+		// A fresh primary that never had a backup heard a live primary
+		// of a later epoch: it must become that primary's backup.
+		p.yielded = true
+		p.held = nil
+		p.ob.Events = append(p.ob.Events, Event{Kind: EventYield, At: now, Role: p.role, Epoch: p.ch.yieldTo, ICount: p.m.ICount()})
+		p.setRole(now, RoleHalted)
+		return nil
+	}
+	if !p.protected() && p.ch != nil {
+		// Unprotected: wait for a joining backup, send it the snapshot.
+		if err := p.ch.tick(now); err != nil {
+			errs = append(errs, err)
+		}
+		switch {
+		case p.ch.sess != nil && !p.syncing:
+			if err := p.startSync(now); err != nil {
+				errs = append(errs, err)
+				p.listen()
+			}
+		case p.syncing && now > p.logDeadline():
+			// The joiner fell silent before it could take over: forget it.
+			p.st.SyncAborts++
+			p.listen()
+		case p.syncing && p.snapEnd != 0 && p.ch.acked >= p.snapEnd:
+			if err := p.inSync(now); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if p.syncing {
+			if err := p.ch.heartbeat(now, p.m.ICount()); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	if p.protected() {
 		if err := p.ch.tick(now); err != nil {
 			errs = append(errs, err)
 		}
-		if p.claimEpoch == 0 && now > p.logDeadline() {
+		if ld := p.logDeadline(); p.claimEpoch == 0 && ld != 0 && now > ld {
 			p.st.FailureDetected = now
 			p.ob.Events = append(p.ob.Events, Event{Kind: EventPeerLost, At: now, Role: p.role, Epoch: p.epoch, ICount: p.m.ICount()})
 			p.claimEpoch, p.claimAt = p.epoch+1, now
@@ -270,7 +417,12 @@ func (p *Primary) Step(now time.Duration) error {
 		}
 	}
 	p.release()
-	if p.protected() {
+	if p.syncing {
+		if err := p.feedSnapshot(false); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if p.logging() {
 		// The watermark covers only outputs handed out in an earlier
 		// outbox: the owner wrote those before calling Step again, whereas
 		// this Step's outbox may be cut short by a crash after its log
@@ -288,9 +440,9 @@ func (p *Primary) Step(now time.Duration) error {
 	return errors.Join(errs...)
 }
 
-// log appends e to the log (protected mode only) and returns its position.
+// log appends e to the log (protected or syncing) and returns its position.
 func (p *Primary) log(e logwire.Entry) (uint64, error) {
-	if !p.protected() {
+	if !p.logging() {
 		return 0, nil
 	}
 	pos, err := p.ch.append(e)
@@ -426,7 +578,7 @@ func (p *Primary) runGuest(now time.Duration) error {
 		}
 	}
 	p.inputs = nil
-	if p.cfg.DigestInterval > 0 && now >= p.digestAt && p.protected() {
+	if p.cfg.DigestInterval > 0 && now >= p.digestAt && p.logging() {
 		if _, err := p.log(logwire.Digest{ICount: ic, Sum: p.m.Digest()}); err != nil {
 			return err
 		}
@@ -434,15 +586,20 @@ func (p *Primary) runGuest(now time.Duration) error {
 		p.digestAt = now + p.cfg.DigestInterval
 	}
 	bound := ic + p.cfg.Slice
-	if p.protected() {
-		if p.ch.unacked() >= p.cfg.MaxUnackedEntry || p.ch.qBytes >= p.cfg.MaxUnackedBytes || ic >= p.peerIC+p.cfg.MaxLagInstr {
+	if p.logging() {
+		// While the snapshot travels the backup replays nothing: the
+		// instruction lag is not held against the guest then.
+		lagged := p.protected() && ic >= p.peerIC+p.cfg.MaxLagInstr
+		if p.ch.unacked() >= p.cfg.MaxUnackedEntry || p.ch.qBytes >= p.cfg.MaxUnackedBytes || lagged {
 			if !p.stalled {
 				p.st.FlowStalls++
 			}
 			p.stalled = true
 			return nil
 		}
-		bound = min(bound, p.peerIC+p.cfg.MaxLagInstr)
+		if p.protected() {
+			bound = min(bound, p.peerIC+p.cfg.MaxLagInstr)
+		}
 	}
 	p.stalled = false
 	var err error
@@ -456,10 +613,7 @@ run:
 		}
 		switch why {
 		case StopIdle:
-			p.idle, p.idleWake = true, 0
-			if d, ok := p.m.NextDeadline(); ok && d > p.m.Now() {
-				p.idleWake = max(p.hostAt(d), now)
-			}
+			p.setIdle(now)
 			break run
 		case StopExit:
 			p.exited = true
@@ -469,12 +623,22 @@ run:
 			break run
 		}
 	}
-	if ic := p.m.ICount(); p.protected() && (!p.logged || p.lastLoggedIC < ic) {
+	if ic := p.m.ICount(); p.logging() && (!p.logged || p.lastLoggedIC < ic) {
 		if _, e := p.log(logwire.Progress{ICount: ic}); e != nil {
 			err = e
 		}
 	}
 	return err
+}
+
+// setIdle notes that the guest stopped waiting for an interrupt: it is not
+// run again before an event (a clock sync at its timer, or an input) is
+// injected, exactly as the backup's replay does.
+func (p *Primary) setIdle(now time.Duration) {
+	p.idle, p.idleWake = true, 0
+	if d, ok := p.m.NextDeadline(); ok && d > p.m.Now() {
+		p.idleWake = max(p.hostAt(d), now)
+	}
 }
 
 // output holds (or, unprotected, releases) frames the guest emitted at the
@@ -484,7 +648,7 @@ run:
 func (p *Primary) output(now time.Duration, frames [][]byte) error {
 	ic := p.m.ICount()
 	var pos uint64
-	if p.protected() {
+	if p.logging() {
 		if !p.logged || p.lastLoggedIC < ic {
 			var err error
 			if pos, err = p.log(logwire.Progress{ICount: ic}); err != nil {
@@ -531,17 +695,29 @@ func (p *Primary) Deadline() time.Duration {
 		return 0
 	}
 	if !p.started {
-		return p.now
+		return max(p.now, 1) // the first Step is due
 	}
 	var d time.Duration
-	if p.protected() {
-		if p.claimEpoch != 0 {
+	if p.ch != nil {
+		if p.protected() && p.claimEpoch != 0 {
 			return p.claimAt
 		}
-		d = minDeadline(p.ch.deadline(), p.ch.hbAt)
-		d = minDeadline(d, p.logDeadline()+1)
-		if p.released > p.wmLogged {
+		d = p.ch.deadline()
+		if p.ch.sess != nil {
 			d = minDeadline(d, p.ch.hbAt)
+		}
+		if ld := p.logDeadline(); ld != 0 && p.logging() {
+			d = minDeadline(d, ld+1)
+		}
+		if p.logging() && p.released > p.wmLogged {
+			d = minDeadline(d, p.ch.hbAt)
+		}
+		switch {
+		case p.ch.sess != nil && !p.logging(), // a backup answered: start the transfer
+			p.syncing && p.snapEnd != 0 && p.ch.acked >= p.snapEnd, // transfer acked: InSync
+			p.syncing && p.snapEnd == 0 && p.ch.qBytes < p.cfg.MaxUnackedBytes/2 && p.ch.unacked() < p.cfg.MaxUnackedEntry/2,
+			p.protected() && p.ch.yieldTo > p.epoch && !p.ch.logHeard && !p.yielded:
+			return p.now
 		}
 	}
 	if p.exited {
@@ -576,6 +752,7 @@ func (p *Primary) Status() Status {
 	if len(p.held) > 0 {
 		s.OldestHeld = p.held[0].at
 	}
+	s.Syncing = p.syncing || p.syncPos != 0
 	if p.ch != nil {
 		s.LogAppended, s.LogSent, s.LogAcked = p.ch.appended(), p.ch.sent, p.ch.acked
 		s.LagEntries = p.ch.unacked()

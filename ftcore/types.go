@@ -31,6 +31,10 @@ const (
 //     the caller owns them.
 //   - Digest is a hash of the whole machine state; Now is guest time (mtime)
 //     and NextDeadline the armed timer's guest time.
+//   - Save returns a snapshot of the whole machine (the caller owns it);
+//     Restore replaces the whole state with one, taken by Save of a machine
+//     of the same configuration, after which Digest equals the saved
+//     machine's. A Restore that fails leaves the machine unusable.
 type Machine interface {
 	ICount() uint64
 	Run(until uint64) Stop
@@ -39,6 +43,8 @@ type Machine interface {
 	Digest() [32]byte
 	Now() uint64
 	NextDeadline() (uint64, bool)
+	Save() []byte
+	Restore(snapshot []byte) error
 }
 
 // Role is a box's place in the pair.
@@ -95,7 +101,22 @@ type Config struct {
 	Timeout           time.Duration // default 90 ms
 	SecondPath        bool          // also emit heartbeats for the LAN path (Outbox.PeerLAN)
 	HelloInterval     time.Duration // handshake retry, default 20 ms
-	ArbiterRetry      time.Duration // re-ask an arbiter that did not answer, default 50 ms
+	// ConnectTimeout is how long a box that has never heard its peer waits
+	// for it before failure detection starts (and a primary or backup
+	// claims the next epoch to go on alone: a cold start without a peer).
+	// Failure detection never starts before the peer was first heard or
+	// this ran out, so a peer started late does not cause a failover.
+	// 0 means 10 s; negative waits forever.
+	ConnectTimeout time.Duration
+	// Join makes a Backup a joiner: it was started while the peer may be
+	// live (the arbiter's latest grant is the peer's), so its fresh guest
+	// is worth nothing: it must not go live before it received the primary's
+	// snapshot and the log up to the primary's InSync mark, and it never
+	// claims an epoch for a peer it never heard (see StartRole).
+	Join bool
+	// MaxSnapshot bounds a snapshot a backup accepts, default 4 GiB.
+	MaxSnapshot  uint64
+	ArbiterRetry time.Duration // re-ask an arbiter that did not answer, default 50 ms
 
 	// Channel.
 	RTOInitial       time.Duration // first retransmission timeout, default 4 ms
@@ -125,6 +146,12 @@ func (c Config) withDefaults() (Config, error) {
 	d(&c.Timeout, 90*time.Millisecond)
 	d(&c.HelloInterval, 20*time.Millisecond)
 	d(&c.ArbiterRetry, 50*time.Millisecond)
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.MaxSnapshot == 0 {
+		c.MaxSnapshot = 4 << 30
+	}
 	d(&c.RTOInitial, 4*time.Millisecond)
 	d(&c.RTOMax, 32*time.Millisecond)
 	d(&c.TickDuration, 100*time.Nanosecond)
@@ -174,10 +201,12 @@ const (
 	EventAnnounce                         // went live: announce the guest's MAC now (gratuitous ARP)
 	EventDivergence                       // digests differ at ICount (Local, Remote)
 	EventGuestExit                        // the guest ended
+	EventYield                            // a fresh primary heard a live primary of Epoch: restart as its backup (Join) in that epoch
+	EventSynced                           // state transfer done: the pair is protected again
 )
 
 func (k EventKind) String() string {
-	return [...]string{"?", "role_changed", "peer_lost", "announce", "divergence", "guest_exit"}[min(int(k), 5)]
+	return [...]string{"?", "role_changed", "peer_lost", "announce", "divergence", "guest_exit", "yield", "synced", "?"}[min(int(k), 8)]
 }
 
 // Event is a notable happening, reported through the outbox.
@@ -188,6 +217,32 @@ type Event struct {
 	Epoch         uint64
 	ICount        uint64
 	Local, Remote [32]byte
+}
+
+// StartRole says how a starting box joins its pair, from what the arbiter
+// answered to the current-epoch query (latest granted epoch and its
+// holder; 0 and "" if nothing was ever granted):
+//   - nothing granted: the configured role (preferPrimary), epoch 1, a
+//     cold pair (both guests fresh, the log from instruction 0);
+//   - the latest grant is this box's (name): it was the last live box,
+//     its guest died with it, and the peer did not take over (else the
+//     grant would be the peer's): it starts as primary of a cold pair in
+//     that epoch, whatever its configured role;
+//   - the latest grant is the peer's: the peer may be live, serving
+//     unprotected. This box starts as a joining backup (Config.Join) in
+//     that epoch: it waits for the peer's hello and takes its snapshot,
+//     and never preempts it.
+func StartRole(name string, preferPrimary bool, latest uint64, holder string) (role Role, epoch uint64, join bool) {
+	switch {
+	case latest == 0 || holder == "":
+		if preferPrimary {
+			return RolePrimary, max(latest, 1), false
+		}
+		return RoleBackup, max(latest, 1), false
+	case holder == name:
+		return RolePrimary, latest, false
+	}
+	return RoleBackup, latest, true
 }
 
 // ArbiterRequest asks the arbiter for an atomic test-and-set: grant Epoch to
@@ -266,4 +321,18 @@ type Status struct {
 	FailureDetected           time.Duration // when the peer was declared failed
 	WentLive                  time.Duration // backup: when it released and announced
 	ArbiterRequests           uint64
+
+	// State transfer (rejoin). Syncing: a primary is sending its snapshot
+	// (or waiting for the ack of its InSync mark); a backup is receiving
+	// one, or has not yet received the InSync mark.
+	Syncing        bool
+	SyncBytes      uint64        // snapshot bytes sent (primary) or received (backup) in the current transfer
+	SyncTotal      uint64        // the snapshot's size (0: none)
+	SyncICount     uint64        // instruction count of the snapshot
+	SyncStarted    time.Duration // when the current transfer started
+	SyncDone       time.Duration // when the last transfer completed (the pair protected again)
+	SyncTransfers  uint64        // transfers started
+	SyncAborts     uint64        // transfers abandoned because the peer fell silent
+	SnapshotBytes  uint64        // size of the last snapshot taken or restored
+	PeerEpochHeard uint64        // the highest epoch a peer's authentic hello carried
 }

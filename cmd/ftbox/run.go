@@ -114,7 +114,8 @@ func runCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "the box's config file (TOML)")
 	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics (ftbox_*) on this address, e.g. :9477")
-	cmd.Flags().Uint64Var(&epoch, "epoch", 1, "the epoch the pair starts in (both boxes must agree; above every epoch the arbiter granted)")
+	cmd.Flags().Uint64Var(&epoch, "epoch", 0, "override: start in this epoch in the configured role (both boxes must agree; above every epoch the arbiter granted). "+
+		"Default: ask the arbiter for the current epoch; a box whose peer holds it joins as backup by state transfer")
 	cmd.Flags().DurationVar(&connectTimeout, "connect-timeout", appliance.DefaultConnectTimeout,
 		"how long to wait for a peer never heard before failure detection (and an arbiter claim) starts; negative: forever")
 	cmd.Flags().BoolVar(&debug, "debug", false, "debug logging")

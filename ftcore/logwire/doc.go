@@ -12,7 +12,7 @@
 //	 0               1               2               3
 //	 0 1 2 3 4 5 6 7 0 1 2 3 4 5 6 7 0 1 2 3 4 5 6 7 0 1 2 3 4 5 6 7
 //	+-------------------------------+---------------+---------------+
-//	|        magic 0x4654 "FT"      |  version = 1  | flags (b0 HELLO)|  0
+//	|        magic 0x4654 "FT"      |  version = 2  | flags (b0 HELLO)|  0
 //	+---------------+---------------+---------------+---------------+
 //	| role 1=P 2=B  | reserved = 0  |          entry count          |  4
 //	+---------------+---------------+-------------------------------+
@@ -49,6 +49,13 @@
 //	 9 heartbeat        time u64 (sender's monotonic ns), icount u64   both
 //	10 divergence alarm icount u64, local [32], remote [32]  B→P
 //	11 fragment         id u64, offset u32, total u32, piece…  both
+//	12 snapshot         icount, outputs, total, offset (u64 each), sum [32], data…  P→B
+//	13 in sync          icount u64 (the log covers every released output)  P→B
+//
+// Version 2 added types 12 and 13 (state transfer to a joining backup); the
+// layout is otherwise version 1's. The golden frames of both versions are
+// kept in testdata: the current ones must be produced and decoded exactly,
+// the older ones must be refused as UnknownVersion.
 //
 // A fragment carries bytes [offset, offset+len) of another entry's whole
 // encoding (type, length, body) of total bytes; Reassembler rebuilds it, in

@@ -21,11 +21,13 @@ const (
 	TypeHeartbeat       Type = 9  // B→P (a primary may send them too)
 	TypeDivergenceAlarm Type = 10 // B→P
 	TypeFragment        Type = 11 // both: a piece of an entry too large for one frame
-	numTypes                 = 12
+	TypeSnapshot        Type = 12 // P→B: a piece of the machine snapshot (state transfer, version 2)
+	TypeInSync          Type = 13 // P→B: the log covers every released output again (version 2)
+	numTypes                 = 14
 )
 
 var typeNames = [numTypes]string{"", "hello", "input_frame", "clock_sync", "console_input", "progress",
-	"released_output", "digest", "ack", "heartbeat", "divergence_alarm", "fragment"}
+	"released_output", "digest", "ack", "heartbeat", "divergence_alarm", "fragment", "snapshot", "in_sync"}
 
 func (t Type) String() string {
 	if t > 0 && t < numTypes {
@@ -38,7 +40,7 @@ func (t Type) String() string {
 // in a data frame. Hello travels only in hello frames.
 func (t Type) AllowedFrom(r Role) bool {
 	switch t {
-	case TypeInputFrame, TypeClockSync, TypeConsoleInput, TypeProgress, TypeReleasedOutput:
+	case TypeInputFrame, TypeClockSync, TypeConsoleInput, TypeProgress, TypeReleasedOutput, TypeSnapshot, TypeInSync:
 		return r == RolePrimary
 	case TypeAck, TypeDivergenceAlarm:
 		return r == RoleBackup
@@ -109,6 +111,26 @@ type DivergenceAlarm struct {
 	Local, Remote [32]byte
 }
 
+// Snapshot is a piece of the primary's machine snapshot, sent to a joining
+// backup (state transfer): bytes [Offset, Offset+len(Data)) of a snapshot
+// of Total bytes taken at instruction count ICount, when the primary's guest
+// had produced Outputs output frames. Sum is the machine's digest at
+// ICount; the backup checks it after restoring. Every piece of one snapshot
+// carries the same ICount, Outputs, Total and Sum.
+type Snapshot struct {
+	ICount, Outputs, Total, Offset uint64
+	Sum                            [32]byte
+	Data                           []byte
+}
+
+// InSync: the log up to this entry covers every output the primary has
+// released (those it released unprotected while the snapshot travelled
+// included): from here on the Output Rule holds again, and a backup holding
+// the log to here may take over. ICount is the primary's count there.
+type InSync struct {
+	ICount uint64
+}
+
 // Hello is the handshake entry. Nonce is 32 random bytes chosen by the
 // caller for this handshake; Echo is the peer's nonce being answered (zero in
 // an initiating hello).
@@ -141,6 +163,8 @@ func (Heartbeat) Type() Type       { return TypeHeartbeat }
 func (DivergenceAlarm) Type() Type { return TypeDivergenceAlarm }
 func (Hello) Type() Type           { return TypeHello }
 func (Fragment) Type() Type        { return TypeFragment }
+func (Snapshot) Type() Type        { return TypeSnapshot }
+func (InSync) Type() Type          { return TypeInSync }
 
 func (InputFrame) isEntry()      {}
 func (ClockSync) isEntry()       {}
@@ -153,6 +177,8 @@ func (Heartbeat) isEntry()       {}
 func (DivergenceAlarm) isEntry() {}
 func (Hello) isEntry()           {}
 func (Fragment) isEntry()        {}
+func (Snapshot) isEntry()        {}
+func (InSync) isEntry()          {}
 
 // Body sizes: fixed types have min == max; variable ones a minimum.
 const (
@@ -163,6 +189,11 @@ const (
 	pairBody     = 16
 	alarmBody    = 8 + 32 + 32
 	fragmentHead = 8 + 4 + 4
+	snapshotHead = 4*8 + 32
+
+	// SnapshotHead is the encoded size of a Snapshot entry without its
+	// data: a piece of n bytes takes SnapshotHead+n in a frame.
+	SnapshotHead = EntryHeaderLen + snapshotHead
 )
 
 // typeOf is e.Type() without a dynamic call, so that e does not escape.
@@ -190,6 +221,10 @@ func typeOf(e Entry) Type {
 		return TypeHello
 	case Fragment:
 		return TypeFragment
+	case Snapshot:
+		return TypeSnapshot
+	case InSync:
+		return TypeInSync
 	}
 	return 0
 }
@@ -204,8 +239,10 @@ func bodyLen(e Entry) int {
 		return clockBody
 	case ConsoleInput:
 		return icountBody + len(e.Data)
-	case Progress, ReleasedOutput:
+	case Progress, ReleasedOutput, InSync:
 		return icountBody
+	case Snapshot:
+		return snapshotHead + len(e.Data)
 	case Digest:
 		return digestBody
 	case Ack, Heartbeat:
@@ -255,8 +292,19 @@ func encodable(e Entry) (Type, int, error) {
 		if !e.Role.Valid() {
 			return t, n, fmt.Errorf("encode hello: %v: %w", e.Role, ErrMalformed)
 		}
+	case Snapshot:
+		if err := checkSnapshot(e); err != nil {
+			return t, n, fmt.Errorf("encode: %w", err)
+		}
 	}
 	return t, n, nil
+}
+
+func checkSnapshot(s Snapshot) error {
+	if s.Total == 0 || s.Offset > s.Total || uint64(len(s.Data)) > s.Total-s.Offset {
+		return fmt.Errorf("snapshot piece [%d,+%d) of %d: %w", s.Offset, len(s.Data), s.Total, ErrMalformed)
+	}
+	return nil
 }
 
 func checkFragment(f Fragment) error {
@@ -289,6 +337,15 @@ func appendBody(b []byte, e Entry) []byte {
 		b = append(b, e.Data...)
 	case Progress:
 		b = be.AppendUint64(b, e.ICount)
+	case InSync:
+		b = be.AppendUint64(b, e.ICount)
+	case Snapshot:
+		b = be.AppendUint64(b, e.ICount)
+		b = be.AppendUint64(b, e.Outputs)
+		b = be.AppendUint64(b, e.Total)
+		b = be.AppendUint64(b, e.Offset)
+		b = append(b, e.Sum[:]...)
+		b = append(b, e.Data...)
 	case ReleasedOutput:
 		b = be.AppendUint64(b, e.Watermark)
 	case Digest:
@@ -335,8 +392,13 @@ func checkBody(t Type, body []byte) error {
 		ok = n >= icountBody
 	case TypeClockSync:
 		ok = n == clockBody
-	case TypeProgress, TypeReleasedOutput:
+	case TypeProgress, TypeReleasedOutput, TypeInSync:
 		ok = n == icountBody
+	case TypeSnapshot:
+		if n < snapshotHead {
+			break
+		}
+		return checkSnapshot(decodeSnapshot(body))
 	case TypeDigest:
 		ok = n == digestBody
 	case TypeAck, TypeHeartbeat:
@@ -364,6 +426,13 @@ func decodeFragment(b []byte) Fragment {
 	return Fragment{ID: be.Uint64(b), Offset: be.Uint32(b[8:]), Total: be.Uint32(b[12:]), Piece: b[fragmentHead:]}
 }
 
+func decodeSnapshot(b []byte) Snapshot {
+	be := binary.BigEndian
+	s := Snapshot{ICount: be.Uint64(b), Outputs: be.Uint64(b[8:]), Total: be.Uint64(b[16:]), Offset: be.Uint64(b[24:]), Data: b[snapshotHead:]}
+	copy(s.Sum[:], b[32:])
+	return s
+}
+
 // decodeBody decodes a body that passed checkBody.
 func decodeBody(t Type, b []byte) Entry {
 	be := binary.BigEndian
@@ -378,6 +447,10 @@ func decodeBody(t Type, b []byte) Entry {
 		return Progress{ICount: be.Uint64(b)}
 	case TypeReleasedOutput:
 		return ReleasedOutput{Watermark: be.Uint64(b)}
+	case TypeInSync:
+		return InSync{ICount: be.Uint64(b)}
+	case TypeSnapshot:
+		return decodeSnapshot(b)
 	case TypeDigest:
 		d := Digest{ICount: be.Uint64(b)}
 		copy(d.Sum[:], b[8:])

@@ -3,6 +3,7 @@ package logwire
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -29,14 +30,19 @@ func goldenFrames(t *testing.T) map[string][]byte {
 		plain, _ = AppendEntry(plain, e)
 	}
 	return map[string][]byte{
-		"hello_primary_v1":   helloP,
-		"hello_backup_v1":    helloB,
-		"entries_p2b_v1":     plain,
-		"frame_p2b_v1":       mustSeal(t, p, 11, 22, primaryEntries()...),
-		"frame_b2p_v1":       mustSeal(t, b, 33, 44, backupEntries()...),
-		"frame_p2b_empty_v1": mustSeal(t, p, 0, 0),
+		vname("hello_primary"):   helloP,
+		vname("hello_backup"):    helloB,
+		vname("entries_p2b"):     plain,
+		vname("frame_p2b"):       mustSeal(t, p, 11, 22, primaryEntries()...),
+		vname("frame_b2p"):       mustSeal(t, b, 33, 44, backupEntries()...),
+		vname("frame_p2b_empty"): mustSeal(t, p, 0, 0),
 	}
 }
+
+// vname is a golden file's name for the current version: a version bump
+// writes a new set with -update and leaves the older ones, which
+// TestGoldenOlderVersionsRefused keeps checking.
+func vname(base string) string { return fmt.Sprintf("%s_v%d", base, Version) }
 
 func writeHex(path string, b []byte, comment string) error {
 	var sb strings.Builder
@@ -71,19 +77,20 @@ func readHex(path string) ([]byte, error) {
 }
 
 var goldenComments = map[string]string{
-	"hello_primary_v1":   "hello frame: primary, epoch 7, nonce a0..bf, no echo; HMAC key from testPSK 00..1f",
-	"hello_backup_v1":    "hello frame: backup, epoch 7, nonce b0..cf, echo a0..bf",
-	"entries_p2b_v1":     "plaintext entries of frame_p2b_v1 (primaryEntries in helpers_test.go)",
-	"frame_p2b_v1":       "data frame primary→backup, seq 1, ack 11, base 22, session keys from testPSK + both nonces",
-	"frame_b2p_v1":       "data frame backup→primary, seq 1, ack 33, base 44 (backupEntries)",
-	"frame_p2b_empty_v1": "data frame primary→backup with no entries, seq 2 (overhead only)",
+	"hello_primary":   "hello frame: primary, epoch 7, nonce a0..bf, no echo; HMAC key from testPSK 00..1f",
+	"hello_backup":    "hello frame: backup, epoch 7, nonce b0..cf, echo a0..bf",
+	"entries_p2b":     "plaintext entries of frame_p2b (primaryEntries in helpers_test.go)",
+	"frame_p2b":       "data frame primary→backup, seq 1, ack 11, base 22, session keys from testPSK + both nonces",
+	"frame_b2p":       "data frame backup→primary, seq 1, ack 33, base 44 (backupEntries)",
+	"frame_p2b_empty": "data frame primary→backup with no entries, seq 2 (overhead only)",
 }
 
 func TestGolden(t *testing.T) {
 	for name, got := range goldenFrames(t) {
 		path := filepath.Join("testdata", name+".hex")
 		if *update {
-			if err := writeHex(path, got, goldenComments[name]); err != nil {
+			base := strings.TrimSuffix(name, fmt.Sprintf("_v%d", Version))
+			if err := writeHex(path, got, fmt.Sprintf("version %d: %s", Version, goldenComments[base])); err != nil {
 				t.Fatal(err)
 			}
 			continue
@@ -110,11 +117,11 @@ func TestGoldenDecodes(t *testing.T) {
 	}
 	ep := endpoint(t, Options{})
 	hp, hb := hellos()
-	gp, v, err := ep.OpenHello(read("hello_primary_v1"), 0)
+	gp, v, err := ep.OpenHello(read(vname("hello_primary")), 0)
 	if v != VerdictOK || gp.Nonce != hp.Nonce {
 		t.Fatalf("hello_primary: %v %v", v, err)
 	}
-	gb, v, err := ep.OpenHello(read("hello_backup_v1"), 0)
+	gb, v, err := ep.OpenHello(read(vname("hello_backup")), 0)
 	if v != VerdictOK || gb.Echo != hb.Echo {
 		t.Fatalf("hello_backup: %v %v", v, err)
 	}
@@ -122,18 +129,43 @@ func TestGoldenDecodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, v, err := bs.Open(read("frame_p2b_v1"))
+	f, v, err := bs.Open(read(vname("frame_p2b")))
 	if v != VerdictOK || f.Ack != 11 || f.Base != 22 || f.Seq != 1 {
 		t.Fatalf("frame_p2b: %v %v %v", v, err, f.Header)
 	}
-	if !bytes.Equal(f.Entries.Bytes(), read("entries_p2b_v1")) {
-		t.Error("decrypted entries differ from entries_p2b_v1")
+	if !bytes.Equal(f.Entries.Bytes(), read(vname("entries_p2b"))) {
+		t.Error("decrypted entries differ from entries_p2b")
 	}
 	ps, err := endpoint(t, Options{}).NewSession(hp, gb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, v, err := ps.Open(read("frame_b2p_v1")); v != VerdictOK {
+	if _, v, err := ps.Open(read(vname("frame_b2p"))); v != VerdictOK {
 		t.Fatalf("frame_b2p: %v %v", v, err)
+	}
+}
+
+// TestGoldenOlderVersionsRefused opens the golden frames of every older
+// version still in testdata: each must be refused as UnknownVersion with
+// the frame's version in the error, never parsed as the current format.
+func TestGoldenOlderVersionsRefused(t *testing.T) {
+	ep := endpoint(t, Options{})
+	for v := uint8(1); v < Version; v++ {
+		for _, base := range []string{"hello_primary", "hello_backup", "frame_p2b", "frame_b2p", "frame_p2b_empty"} {
+			path := filepath.Join("testdata", fmt.Sprintf("%s_v%d.hex", base, v))
+			b, err := readHex(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ve *VersionError
+			if _, err := ParseHeader(b); !errors.As(err, &ve) || ve.Version != v {
+				t.Errorf("%s: ParseHeader: %v, want a VersionError for %d", path, err, v)
+			}
+			if strings.HasPrefix(base, "hello") {
+				if _, verdict, _ := ep.OpenHello(b, 0); verdict != VerdictUnknownVersion {
+					t.Errorf("%s: OpenHello verdict %v, want unknown_version", path, verdict)
+				}
+			}
+		}
 	}
 }

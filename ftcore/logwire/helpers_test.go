@@ -113,6 +113,8 @@ func primaryEntries() []Entry {
 		Digest{ICount: 4096, Sum: fill32(0x40)},
 		Heartbeat{Time: 99, ICount: 5000},
 		Fragment{ID: 9, Offset: 3, Total: 10, Piece: []byte{1, 2, 3}},
+		Snapshot{ICount: 6000, Outputs: 7, Total: 100, Offset: 96, Sum: fill32(0x70), Data: []byte{9, 8, 7, 6}},
+		InSync{ICount: 6001},
 	}
 }
 

@@ -2,6 +2,7 @@ package logwire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"reflect"
@@ -126,7 +127,7 @@ func TestHelloRejections(t *testing.T) {
 		{"flipped tag bit", mut(func(b []byte) []byte { b[len(b)-1] ^= 1; return b }), 0, VerdictBadTag},
 		{"truncated", good[:len(good)-1], 0, VerdictMalformed},
 		{"extended", append(bytes.Clone(good), 0), 0, VerdictMalformed},
-		{"version 2", mut(func(b []byte) []byte { b[2] = 2; return b }), 0, VerdictUnknownVersion},
+		{"version 3", mut(func(b []byte) []byte { b[2] = 3; return b }), 0, VerdictUnknownVersion},
 		{"data frame", mustSeal(t, p, 0, 0), 0, VerdictMalformed},
 		{"too large", make([]byte, DefaultMTU+1), 0, VerdictTooLarge},
 		{"empty", nil, 0, VerdictMalformed},
@@ -144,8 +145,8 @@ func TestHelloRejections(t *testing.T) {
 		}
 	}
 	var ve *VersionError
-	_, _, err = ep.OpenHello(mut(func(b []byte) []byte { b[2] = 2; return b }), 0)
-	if !errors.As(err, &ve) || ve.Version != 2 {
+	_, _, err = ep.OpenHello(mut(func(b []byte) []byte { b[2] = 3; return b }), 0)
+	if !errors.As(err, &ve) || ve.Version != 3 {
 		t.Errorf("version error %v", err)
 	}
 }
@@ -202,7 +203,7 @@ func TestOpenRejections(t *testing.T) {
 		{"two bytes", []byte{0x46, 0x54}, VerdictMalformed},
 		{"bad magic", mut(func(f []byte) { f[0] = 0 }), VerdictMalformed},
 		{"version 0", mut(func(f []byte) { f[2] = 0 }), VerdictUnknownVersion},
-		{"version 2, short", []byte{0x46, 0x54, 2}, VerdictUnknownVersion},
+		{"version 3, short", []byte{0x46, 0x54, 3}, VerdictUnknownVersion},
 		{"unknown flag", mut(func(f []byte) { f[3] = 0x80 }), VerdictMalformed},
 		{"reserved byte", mut(func(f []byte) { f[5] = 1 }), VerdictMalformed},
 		{"invalid role", mut(func(f []byte) { f[4] = 3 }), VerdictMalformed},
@@ -696,6 +697,10 @@ func TestDecodeEntryRejects(t *testing.T) {
 		{TypeInputFrame, make([]byte, 7)}, {TypeClockSync, make([]byte, 31)}, {TypeDigest, make([]byte, 41)},
 		{TypeAck, make([]byte, 15)}, {TypeDivergenceAlarm, make([]byte, 71)}, {TypeHello, make([]byte, helloBody)},
 		{TypeFragment, make([]byte, fragmentHead)}, {TypeFragment, make([]byte, fragmentHead+1)},
+		{TypeInSync + 1, make([]byte, 8)}, {TypeInSync, make([]byte, 7)}, {TypeSnapshot, make([]byte, snapshotHead-1)},
+		{TypeSnapshot, make([]byte, snapshotHead)}, // total 0
+		{TypeSnapshot, snapBody(10, 8, 3)},         // piece past the total
+		{TypeSnapshot, snapBody(10, 11, 0)},        // offset past the total
 	} {
 		if e, err := DecodeEntry(c.t, c.body); err == nil || !errors.Is(err, ErrMalformed) {
 			t.Errorf("%v with %d bytes: %v %v", c.t, len(c.body), e, err)
@@ -785,7 +790,7 @@ func TestHelloInconsistentButAuthentic(t *testing.T) {
 		want  Verdict
 	}{
 		{"consistent", build(hdr, hp, Version), VerdictOK},
-		{"body version 2", build(hdr, hp, 2), VerdictUnknownVersion},
+		{"body version 3", build(hdr, hp, 3), VerdictUnknownVersion},
 		{"body role differs", build(Header{Flags: FlagHello, Role: RoleBackup, Count: 1, Epoch: testEpoch}, hp, Version), VerdictMalformed},
 		{"body epoch differs", build(Header{Flags: FlagHello, Role: RolePrimary, Count: 1, Epoch: 1}, hp, Version), VerdictMalformed},
 		{"nonzero seq", build(Header{Flags: FlagHello, Role: RolePrimary, Count: 1, Epoch: testEpoch, Seq: 1}, hp, Version), VerdictMalformed},
@@ -804,5 +809,36 @@ func TestHelloInconsistentButAuthentic(t *testing.T) {
 	}
 	if ep.Counters().Get(VerdictOK) != 1 || ep.MTU() != DefaultMTU {
 		t.Error("endpoint accessors")
+	}
+}
+
+func snapBody(total, offset uint64, n int) []byte {
+	b := make([]byte, snapshotHead+n)
+	binary.BigEndian.PutUint64(b[16:], total)
+	binary.BigEndian.PutUint64(b[24:], offset)
+	return b
+}
+
+func TestSnapshotEntryRoundTrip(t *testing.T) {
+	s := Snapshot{ICount: 1, Outputs: 2, Total: 10, Offset: 6, Sum: fill32(3), Data: []byte{1, 2, 3, 4}}
+	b, err := AppendEntry(nil, s)
+	if err != nil || len(b) != SnapshotHead+4 {
+		t.Fatalf("encode: %d bytes, %v", len(b), err)
+	}
+	es, err := ParseEntries(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for e := range es.All() {
+		g, ok := e.(Snapshot)
+		if !ok || g.ICount != 1 || g.Outputs != 2 || g.Total != 10 || g.Offset != 6 || g.Sum != s.Sum || !bytes.Equal(g.Data, s.Data) {
+			t.Fatalf("decoded %+v", e)
+		}
+	}
+	if _, err := AppendEntry(nil, Snapshot{Total: 3, Data: []byte{1, 2, 3, 4}}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("oversized piece encoded: %v", err)
+	}
+	if !TypeSnapshot.AllowedFrom(RolePrimary) || TypeSnapshot.AllowedFrom(RoleBackup) || TypeInSync.AllowedFrom(RoleBackup) {
+		t.Error("snapshot entries must come from the primary only")
 	}
 }

@@ -5,12 +5,15 @@ import (
 	"fmt"
 )
 
-// Wire constants of protocol version 1.
+// Wire constants of protocol version 2 (version 1 lacked the state-transfer
+// entries Snapshot and InSync; a version-1 frame is refused as
+// UnknownVersion, so a box of either version never half-understands the
+// other).
 const (
 	EtherType = 0x88B5 // the logging link's EtherType (IEEE local experimental 1)
 
 	Magic   uint16 = 0x4654 // "FT"
-	Version uint8  = 1
+	Version uint8  = 2
 
 	HeaderLen      = 44                 // fixed frame header, authenticated as associated data
 	TagLen         = 16                 // Poly1305 tag (data frames) or truncated HMAC-SHA256 (hello frames)

@@ -3,6 +3,7 @@ package sim_test
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -163,4 +164,30 @@ func (m *counterVM) Digest() [32]byte {
 	var d [32]byte
 	h.Sum(d[:0])
 	return d
+}
+
+type counterState struct {
+	IC, T0, I0, Num, Den uint64
+	RX                   [][]byte
+	Busy                 uint64
+	Job                  []byte
+	Names                []string
+	Values               []uint64
+	Deadline, Period     uint64
+	Ticks                uint64
+	Out                  [][]byte
+}
+
+func (m *counterVM) Save() []byte {
+	b, _ := json.Marshal(counterState{m.ic, m.t0, m.i0, m.num, m.den, m.rx, m.busy, m.job, m.names, m.values, m.deadline, m.period, m.ticks, m.out})
+	return b
+}
+
+func (m *counterVM) Restore(b []byte) error {
+	var s counterState
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("counterVM restore: %w", err)
+	}
+	*m = counterVM{s.IC, s.T0, s.I0, s.Num, s.Den, s.RX, s.Busy, s.Job, s.Names, s.Values, s.Deadline, s.Period, s.Ticks, s.Out}
+	return nil
 }

@@ -15,10 +15,11 @@ import (
 // the box would have done after that instruction happens and the outbox of
 // that Step is never written — the process died there.
 type Probe struct {
-	M       ftcore.Machine
-	Events  []logwire.Entry // injected, in order, each at its ICount
-	Emitted int             // frames the guest emitted
-	stopAt  uint64          // 0: not armed
+	M        ftcore.Machine
+	Events   []logwire.Entry // injected, in order, each at its ICount
+	Emitted  int             // frames the guest emitted
+	Restored int             // snapshots restored (then Events start at the last one)
+	stopAt   uint64          // 0: not armed
 }
 
 // crashed is the panic value that unwinds a box's Step at the armed count.
@@ -44,6 +45,21 @@ func (p *Probe) Run(until uint64) ftcore.Stop {
 		panic(crashed{p.M.ICount()})
 	}
 	return why
+}
+
+// Save implements ftcore.Machine.
+func (p *Probe) Save() []byte { return p.M.Save() }
+
+// Restore implements ftcore.Machine. The events recorded so far no longer
+// describe the guest: they are dropped, and Restored counts the restores
+// (a restored box's Events start at its snapshot, not at instruction 0).
+func (p *Probe) Restore(b []byte) error {
+	if err := p.M.Restore(b); err != nil {
+		return err
+	}
+	p.Events, p.Emitted = nil, 0
+	p.Restored++
+	return nil
 }
 
 func (p *Probe) Inject(e logwire.Entry) error {

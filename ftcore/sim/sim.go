@@ -89,6 +89,8 @@ type Box struct {
 	released uint64
 	first    uint64 // number of its first released output
 	flush    *flushCrash
+	joined   bool // started as a backup by Restart
+	Restarts int
 }
 
 type node interface {
@@ -278,6 +280,45 @@ type flushCrash struct{ kind FlushKind }
 // at least two frames of the kind: a random non-empty proper prefix of them
 // (and whatever the box loop writes before them) gets out, the rest is lost.
 func (w *World) CrashMidFlush(i int, k FlushKind) { w.Boxes[i].flush = &flushCrash{k} }
+
+// Restart starts box i again as a fresh process (a fresh guest machine, a
+// fresh core), whether it died or not: it asks the arbiter for the current
+// epoch and takes the role ftcore.StartRole gives (a joining backup if the
+// peer holds the latest grant). Its frames in flight are lost. The world's
+// P and B keep naming the original cores; the box's node is in Node.
+func (w *World) Restart(i int) error {
+	b := w.Boxes[i]
+	m, err := w.opts.NewMachine()
+	if err != nil {
+		return fmt.Errorf("sim: restart %s: %w", b.Name, err)
+	}
+	latest, holder, _ := w.Arbiter.Current()
+	role, epoch, join := ftcore.StartRole(b.Name, i == 0, latest, holder)
+	c := w.opts.Config
+	c.Name, c.Endpoint, c.Epoch, c.Join = b.Name, b.Endpoint, epoch, join
+	c.Rand = seededReader{rand.New(rand.NewPCG(w.rng.Uint64(), w.rng.Uint64()))}
+	probe := &Probe{M: m}
+	var n node
+	if role == ftcore.RolePrimary {
+		n, err = ftcore.NewPrimary(c, probe)
+	} else {
+		n, err = ftcore.NewBackup(c, probe)
+	}
+	if err != nil {
+		return fmt.Errorf("sim: restart %s: %w", b.Name, err)
+	}
+	*b = Box{Name: b.Name, Index: i, Probe: probe, Endpoint: b.Endpoint, node: n, joined: role == ftcore.RoleBackup, Restarts: b.Restarts + 1}
+	return nil
+}
+
+// Node returns box i's current core (a *ftcore.Primary or *ftcore.Backup).
+func (w *World) Node(i int) interface {
+	Role() ftcore.Role
+	Epoch() uint64
+	Status() ftcore.Status
+} {
+	return w.Boxes[i].node
+}
 
 // Pause stops box i for d, like SIGSTOP: it handles nothing, frames queue
 // up to RecvBuffer, and it resumes where it was.
@@ -581,8 +622,8 @@ func (w *World) drain(b *Box) {
 func (w *World) release(b *Box, f []byte) {
 	if b.released == 0 {
 		b.first = 1
-		if b.Index == 1 {
-			b.first = w.B.Status().GoLiveFirst
+		if b.Index == 1 || b.joined {
+			b.first = b.node.Status().GoLiveFirst
 		}
 	}
 	w.Releases = append(w.Releases, Release{At: w.Now, Box: b.Index, Epoch: b.node.Epoch(), Num: b.first + b.released, Frame: f})
@@ -622,7 +663,7 @@ func (w *World) forge() {
 		for i := range f {
 			f[i] = byte(w.rng.Uint32())
 		}
-		f[0], f[1], f[2], f[3], f[4], f[5] = 0x46, 0x54, 1, 0, byte(1+w.rng.IntN(2)), 0
+		f[0], f[1], f[2], f[3], f[4], f[5] = 0x46, 0x54, logwire.Version, 0, byte(1+w.rng.IntN(2)), 0
 	case k == 1:
 		f = append([]byte(nil), recent[w.rng.IntN(len(recent))]...)
 		f[w.rng.IntN(len(f))] ^= 1 << w.rng.IntN(8)
