@@ -9,6 +9,7 @@ pkgs=(
   qemu-user-static     # runs the arm64 determinism check on amd64
   device-tree-compiler # dtc checks our device tree
   iproute2 iputils-ping tcpdump make bpftool
+  jq util-linux        # the lab, the demo and tools/verify read `ftbox status --json` with jq; setsid
 )
 
 if [ "$(id -u)" -ne 0 ]; then
