@@ -98,7 +98,8 @@ func TestAnnounceFrames(t *testing.T) {
 	}
 	var a announcer
 	a.start(time.Second, AnnounceSchedule)
-	if a.take(time.Second+49*time.Millisecond) != 0 || a.take(time.Second+150*time.Millisecond) != 2 || a.next() != time.Second+250*time.Millisecond {
+	if a.take(time.Second) != 1 || a.take(time.Second+49*time.Millisecond) != 0 ||
+		a.take(time.Second+150*time.Millisecond) != 2 || a.next() != time.Second+250*time.Millisecond {
 		t.Fatal("announce schedule")
 	}
 }
