@@ -19,6 +19,8 @@ import (
 	"ftbox/ftcore/logwire"
 	"ftbox/guestvm"
 	"ftbox/tap"
+
+	"github.com/vishvananda/netlink"
 )
 
 // Arbiter is the split-brain referee as the box loop uses it: an atomic
@@ -84,6 +86,14 @@ type BoxOptions struct {
 	LogMTU  int              // logging-link MTU with LogPort; 0: 1500
 	Gate    Gate             // the gate at the TAP
 
+	// LANPath is the second heartbeat path (lan.heartbeat_interface):
+	// whole Ethernet frames of EtherType 0x88B5 on the box's LAN
+	// interface; LANPathMAC is their source MAC (required with LANPath).
+	// Used only when the config names lan.heartbeat_interface; nil there
+	// makes NewBox open a raw port on that interface.
+	LANPath    tap.Port
+	LANPathMAC net.HardwareAddr
+
 	// Epoch, if nonzero, overrides what a starting box learns from the
 	// arbiter: the box starts in this epoch in its configured role (both
 	// boxes must agree, and it must be above every epoch the arbiter
@@ -116,12 +126,14 @@ type Box struct {
 	log  *slog.Logger
 
 	tapPort, logPort tap.Port
+	lanPath          tap.Port // the second heartbeat path; nil without lan.heartbeat_interface
 	gate             Gate
 	gateIf           string
 	owned            []io.Closer // what NewBox opened, closed by Close in reverse
 
 	psk                        [logwire.KeySize]byte
 	logMAC, peerMAC, guestMAC  net.HardwareAddr
+	lanPathMAC, lanPathPeer    net.HardwareAddr // second path: our source MAC, the peer's MAC
 	logMTU                     int
 	memSize                    uint64
 	epoch                      uint64
@@ -130,7 +142,7 @@ type Box struct {
 	notify                     func(string) error
 	start                      time.Time
 	startWall                  time.Time
-	lanIn, logIn               chan []byte
+	lanIn, logIn, lanPathIn    chan []byte
 	arbIn                      chan arbAnswer
 	ctl                        chan ctlReq
 	portErr                    chan error
@@ -141,6 +153,8 @@ type Box struct {
 	lanInCount, logInCount     atomic.Uint64
 	logInShort, lanInDropCount atomic.Uint64
 	foreignGuest               atomic.Uint64
+	lanPathInCount             atomic.Uint64 // frames read on the second path
+	lanPathDown                atomic.Pointer[error]
 
 	// Owned by the loop goroutine.
 	node          node
@@ -172,6 +186,7 @@ type Box struct {
 	arbReqs       uint64
 	arbLast       string
 	arbClaim      uint64
+	arbLost       uint64 // the last epoch the arbiter refused us
 	peerEpoch     uint64 // the arbiter refused us this epoch: the peer holds it
 	noArbLoud     bool   // a go-live was needed and no arbiter is configured
 	diverged      bool
@@ -188,12 +203,20 @@ type Box struct {
 	liveAt   time.Duration // when this box last became the releasing one
 	stepErrs uint64
 	lastWarn time.Duration
+
+	// The second heartbeat path (loop-owned).
+	lanPathOut   uint64        // heartbeat frames written
+	lanPathAuth  uint64        // authentic frames from the peer
+	lanPathHeard time.Duration // last authentic frame from the peer (0: never)
+	logHeard     time.Duration // last authentic frame on the logging link (tracked with the second path only)
+	connectedAt  time.Duration // when the current core first heard its peer
 }
 
 // node is what the loop drives: a *ftcore.Primary or *ftcore.Backup.
 type node interface {
 	OnLANFrame(now time.Duration, frame []byte) error
 	OnLogFrame(now time.Duration, frame []byte) error
+	OnPeerLANFrame(now time.Duration, frame []byte) error
 	OnArbiterReply(now time.Duration, epoch uint64, won bool, err error) error
 	Step(now time.Duration) error
 	Deadline() time.Duration
@@ -256,7 +279,7 @@ func NewBox(cfg *Config, opts BoxOptions) (b *Box, err error) {
 	}
 	b = &Box{
 		cfg: cfg, opts: opts, log: opts.Log,
-		lanIn: make(chan []byte, 1024), logIn: make(chan []byte, 4096),
+		lanIn: make(chan []byte, 1024), logIn: make(chan []byte, 4096), lanPathIn: make(chan []byte, 256),
 		arbIn: make(chan arbAnswer, 4), ctl: make(chan ctlReq), portErr: make(chan error, 4),
 		stop: make(chan struct{}), running: make(chan struct{}),
 		epoch: max(opts.Epoch, 1), startRole: preferredRole(cfg), connectTimeout: opts.ConnectTimeout, schedule: opts.Announce,
@@ -275,9 +298,10 @@ func NewBox(cfg *Config, opts BoxOptions) (b *Box, err error) {
 	if b.notify == nil {
 		b.notify = SdNotify
 	}
+	box := b // an error return sets b to nil before this runs
 	defer func() {
 		if err != nil {
-			b.closeOwned()
+			box.closeOwned()
 		}
 	}()
 	if b.peerMAC, err = ParseUnicastMAC(cfg.LogLink.PeerMAC); err != nil {
@@ -332,11 +356,66 @@ func NewBox(cfg *Config, opts BoxOptions) (b *Box, err error) {
 	if len(b.logMAC) != 6 {
 		return nil, errors.New("new box: no source MAC for the logging link")
 	}
+	if err := b.openLANPath(); err != nil {
+		return nil, fmt.Errorf("new box: %w", err)
+	}
 	if b.logMTU == 0 {
 		b.logMTU = logwire.DefaultMTU
 	}
 	b.logMTU = min(max(b.logMTU, logwire.MinMTU), logwire.MaxMTU)
 	return b, nil
+}
+
+// openLANPath sets up the second heartbeat path if the config names one:
+// a raw port for EtherType 0x88B5 on lan.heartbeat_interface (unless
+// opts.LANPath is given), frames unicast to lan.heartbeat_peer_mac.
+func (b *Box) openLANPath() error {
+	name := b.cfg.LAN.HeartbeatInterface
+	if name == "" {
+		return nil
+	}
+	var err error
+	if b.lanPathPeer, err = ParseUnicastMAC(b.cfg.LAN.HeartbeatPeerMAC); err != nil {
+		return fmt.Errorf("lan.heartbeat_peer_mac: %w", err)
+	}
+	b.lanPath, b.lanPathMAC = b.opts.LANPath, b.opts.LANPathMAC
+	if b.lanPath == nil {
+		if err := checkLANPathLink(name); err != nil {
+			return err
+		}
+		r, err := tap.OpenRaw(name, tap.EtherTypeLog)
+		if err != nil {
+			return fmt.Errorf("lan.heartbeat_interface: %w", err)
+		}
+		b.owned = append(b.owned, r)
+		b.lanPath, b.lanPathMAC = r, r.HardwareAddr()
+	}
+	if len(b.lanPathMAC) != 6 {
+		return fmt.Errorf("lan.heartbeat_interface %s: no 6-byte source MAC", name)
+	}
+	if bytes.Equal(b.lanPathMAC, b.lanPathPeer) {
+		return fmt.Errorf("lan.heartbeat_peer_mac %s is this box's own MAC on %s: want the peer's", b.lanPathPeer, name)
+	}
+	return nil
+}
+
+// checkLANPathLink refuses an interface that is a port of a bridge: frames
+// arriving on a bridge port are handed to the bridge, so a socket bound to
+// the port would send heartbeats but never receive the peer's. The
+// bridge itself is the box's LAN interface then.
+func checkLANPathLink(name string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("lan.heartbeat_interface %s: %w", name, err)
+	}
+	if m := l.Attrs().MasterIndex; m != 0 {
+		master := fmt.Sprintf("interface #%d", m)
+		if ml, err := netlink.LinkByIndex(m); err == nil {
+			master = ml.Attrs().Name
+		}
+		return fmt.Errorf("lan.heartbeat_interface %s is a port of %s, which takes every frame arriving on it: name %s instead", name, master, master)
+	}
+	return nil
 }
 
 func (b *Box) closeOwned() {
@@ -423,6 +502,7 @@ func (b *Box) newCore() error {
 		Name: b.cfg.Box.Name, Epoch: b.epoch, Endpoint: ep, Rand: rand.Reader,
 		HeartbeatInterval: b.cfg.Heartbeat.Interval.Duration, Timeout: b.cfg.Heartbeat.Timeout.Duration,
 		Slice: slice, ConnectTimeout: b.connectTimeout, Join: b.join,
+		SecondPath: b.lanPath != nil,
 	}
 	var n node
 	if b.startRole == ftcore.RolePrimary {
@@ -497,14 +577,27 @@ func (b *Box) Run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); b.readPort(ctx, b.tapPort, b.lanIn, "tap", nil) }()
-	go func() { defer wg.Done(); b.readPort(ctx, b.logPort, b.logIn, "log link", &b.logInShort) }()
+	go func() { defer wg.Done(); b.portFailed(b.readPort(ctx, b.tapPort, b.lanIn, "tap", nil)) }()
+	go func() { defer wg.Done(); b.portFailed(b.readPort(ctx, b.logPort, b.logIn, "log link", &b.logInShort)) }()
+	if b.lanPath != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// The second path is an extra: losing it must not stop the
+			// box. Status says so loudly instead.
+			if err := b.readPort(ctx, b.lanPath, b.lanPathIn, "LAN heartbeat path", &b.logInShort); err != nil {
+				b.lanPathDown.Store(&err)
+				b.log.Error("second heartbeat path stopped: a logging-link cut would now cost a failover", "interface", b.cfg.LAN.HeartbeatInterface, "err", err)
+			}
+		}()
+	}
 	defer func() {
 		cancel()
 		b.closePorts()
 		wg.Wait()
 	}()
-	b.log.Info("box running", "role", b.role, "epoch", b.epoch, "joining", b.join, "epoch_from", b.learned, "arbiter", b.opts.Arbiter != nil)
+	b.log.Info("box running", "role", b.role, "epoch", b.epoch, "joining", b.join, "epoch_from", b.learned, "arbiter", b.opts.Arbiter != nil,
+		"second_path", b.cfg.LAN.HeartbeatInterface)
 	_ = b.notify("READY=1\nSTATUS=" + b.sdStatus())
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -555,6 +648,8 @@ func (b *Box) Run(ctx context.Context) error {
 			b.onLAN(b.now(), f)
 		case f := <-b.logIn:
 			b.onLog(b.now(), f)
+		case f := <-b.lanPathIn:
+			b.onLANPath(b.now(), f)
 		case r := <-b.arbIn:
 			b.onArbiter(b.now(), r)
 		case q := <-b.ctl:
@@ -593,6 +688,8 @@ func (b *Box) drain(ctx context.Context, now time.Duration) error {
 			b.onLAN(now, f)
 		case f := <-b.logIn:
 			b.onLog(now, f)
+		case f := <-b.lanPathIn:
+			b.onLANPath(now, f)
 		case r := <-b.arbIn:
 			b.onArbiter(now, r)
 		case q := <-b.ctl:
@@ -604,8 +701,9 @@ func (b *Box) drain(ctx context.Context, now time.Duration) error {
 	return nil
 }
 
-// readPort is the one reader of a port: it only moves frames.
-func (b *Box) readPort(ctx context.Context, p tap.Port, out chan<- []byte, what string, short *atomic.Uint64) {
+// readPort is the one reader of a port: it only moves frames. It returns
+// nil once the port is closed or ctx ends, else the read error.
+func (b *Box) readPort(ctx context.Context, p tap.Port, out chan<- []byte, what string, short *atomic.Uint64) error {
 	buf := make([]byte, 65536)
 	for {
 		n, err := p.ReadFrame(buf)
@@ -614,13 +712,9 @@ func (b *Box) readPort(ctx context.Context, p tap.Port, out chan<- []byte, what 
 		}
 		if err != nil {
 			if errors.Is(err, tap.ErrClosed) || ctx.Err() != nil {
-				return
+				return nil
 			}
-			select {
-			case b.portErr <- fmt.Errorf("read %s: %w", what, err):
-			default:
-			}
-			return
+			return fmt.Errorf("read %s: %w", what, err)
 		}
 		if short != nil && n < 14 {
 			short.Add(1)
@@ -630,8 +724,19 @@ func (b *Box) readPort(ctx context.Context, p tap.Port, out chan<- []byte, what 
 		select {
 		case out <- f:
 		case <-ctx.Done():
-			return
+			return nil
 		}
+	}
+}
+
+// portFailed stops the box on a failed reader of the TAP or the logging link.
+func (b *Box) portFailed(err error) {
+	if err == nil {
+		return
+	}
+	select {
+	case b.portErr <- err:
+	default:
 	}
 }
 
@@ -650,6 +755,12 @@ func (b *Box) onLAN(now time.Duration, f []byte) {
 	if len(f) > guestvm.MaxFrame {
 		return // does not fit the guest's MTU
 	}
+	if b.lanPath != nil && len(f) >= 14 && binary.BigEndian.Uint16(f[12:14]) == tap.EtherTypeLog {
+		// Our own second path's frames, flooded by the bridge before it
+		// learned the peer's port: never the guest's input.
+		b.lanInDropCount.Add(1)
+		return
+	}
 	if err := b.node.OnLANFrame(now, f); err != nil {
 		b.lanInDropCount.Add(1)
 	}
@@ -661,8 +772,15 @@ func (b *Box) onLog(now time.Duration, f []byte) {
 		b.logInShort.Add(1)
 		return
 	}
+	var before uint64
+	if b.lanPath != nil {
+		before = b.node.Status().FramesReceived
+	}
 	if err := b.node.OnLogFrame(now, f[14:]); err != nil {
 		b.log.Debug("log frame refused", "err", err)
+	}
+	if b.lanPath != nil && b.node.Status().FramesReceived > before {
+		b.logHeard = now // which path was silent, for the failover record
 	}
 	if b.rttProbe.pos != 0 {
 		if st := b.node.Status(); st.LogAcked >= b.rttProbe.pos {
@@ -674,6 +792,28 @@ func (b *Box) onLog(now time.Duration, f []byte) {
 			}
 			b.rttProbe.pos = 0
 		}
+	}
+}
+
+// onLANPath feeds a frame from the second heartbeat path to ftcore, which
+// takes only heartbeats there (never log: OnLogFrame is the logging link's).
+func (b *Box) onLANPath(now time.Duration, f []byte) {
+	b.lanPathInCount.Add(1)
+	if len(f) < 14 || binary.BigEndian.Uint16(f[12:14]) != tap.EtherTypeLog {
+		b.logInShort.Add(1)
+		return
+	}
+	before := b.node.Status().FramesReceived
+	err := b.node.OnPeerLANFrame(now, f[14:])
+	if b.node.Status().FramesReceived > before { // authentic: ftcore counts only those
+		if b.lanPathHeard == 0 {
+			b.log.Info("second heartbeat path up: peer heard on the LAN", "interface", b.cfg.LAN.HeartbeatInterface, "peer", b.lanPathPeer.String())
+		}
+		b.lanPathHeard = now
+		b.lanPathAuth++
+	}
+	if err != nil {
+		b.log.Debug("LAN path frame refused", "err", err)
 	}
 }
 
@@ -692,6 +832,7 @@ func (b *Box) onArbiter(now time.Duration, r arbAnswer) {
 			b.arbLast += fmt.Sprintf(" (latest grant: epoch %d to %s)", r.latest, r.holder)
 		}
 		b.peerEpoch = max(b.peerEpoch, r.epoch, r.latest)
+		b.arbLost = r.epoch
 		b.log.Warn("arbiter refused epoch: the peer holds it", "epoch", r.epoch)
 	}
 	if err := b.node.OnArbiterReply(now, r.epoch, r.won, r.err); err != nil {
@@ -711,6 +852,7 @@ func (b *Box) flush(now time.Duration) {
 	// causes a failover.
 	if b.connecting && b.node.Status().PeerLastHeard != 0 {
 		b.connecting = false
+		b.connectedAt = now
 		b.log.Info("peer connected", "role", b.role, "epoch", b.node.Epoch())
 		if b.role == ftcore.RolePrimary {
 			b.liveAt = now
@@ -758,6 +900,15 @@ func (b *Box) flush(now time.Duration) {
 			b.warn(now, "log write", err)
 		}
 	}
+	for _, f := range ob.PeerLAN {
+		if b.lanPath == nil {
+			break // ftcore emits PeerLAN only with SecondPath
+		}
+		if err := b.writeLANPath(f); err != nil {
+			b.portErrs++
+			b.warn(now, "LAN path write", err)
+		}
+	}
 	for _, r := range ob.Arbiter {
 		b.askArbiter(r)
 	}
@@ -793,6 +944,19 @@ func (b *Box) writeLog(payload []byte) error {
 	}
 	b.logOut++
 	b.logOutB += uint64(len(f))
+	return nil
+}
+
+func (b *Box) writeLANPath(payload []byte) error {
+	f := make([]byte, 14+len(payload))
+	copy(f[0:6], b.lanPathPeer)
+	copy(f[6:12], b.lanPathMAC)
+	binary.BigEndian.PutUint16(f[12:14], tap.EtherTypeLog)
+	copy(f[14:], payload)
+	if err := b.lanPath.WriteFrame(f); err != nil {
+		return err
+	}
+	b.lanPathOut++
 	return nil
 }
 
@@ -832,7 +996,7 @@ func (b *Box) onEvent(now time.Duration, e ftcore.Event) {
 					}
 				}
 			case ftcore.RoleHalted:
-				f.ToEpoch = b.arbClaim
+				f.ToEpoch = max(b.arbClaim, b.arbLost) // arbClaim is cleared once the answer came
 				f.Result = "halted: the arbiter gave the epoch to the peer"
 				if b.diverged {
 					f.Result = "halted: diverged replica must not take over"
@@ -871,6 +1035,21 @@ func (b *Box) onEvent(now time.Duration, e ftcore.Event) {
 			heard = time.Millisecond // never heard: detection counts from the start
 		}
 		reason := fmt.Sprintf("peer silent for %v (heartbeat timeout %v)", (now - heard).Round(time.Millisecond), b.cfg.Heartbeat.Timeout.Duration)
+		timeout := b.cfg.Heartbeat.Timeout.Duration
+		switch {
+		case b.lanPath != nil && b.logHeard != 0 && b.logHeard < heard && now-b.lanPathHeard < timeout:
+			// Only the logging link fell silent (a primary gives up its
+			// backup then, whatever the LAN says): detection counts from
+			// the log link's last frame.
+			reason = fmt.Sprintf("logging link silent for %v (heartbeat timeout %v); peer still heard on the LAN %v ago",
+				(now - b.logHeard).Round(time.Millisecond), timeout, (now - b.lanPathHeard).Round(time.Millisecond))
+			heard = b.logHeard
+		case st.PeerLastHeard != 0 && now-heard < timeout:
+			// Heard, yet given up: the primary's log went unacknowledged
+			// for 2×Timeout (ftcore: a link that carries one way only).
+			reason = fmt.Sprintf("peer heard %v ago but the log went unacknowledged for 2× the heartbeat timeout (%v): a logging link that carries one way only",
+				(now - heard).Round(time.Millisecond), timeout)
+		}
 		if st.PeerLastHeard == 0 {
 			reason = fmt.Sprintf("peer never heard within the connect timeout (%v)", b.connectTimeout)
 		}
@@ -1033,11 +1212,17 @@ func (b *Box) closePorts() {
 		if len(b.owned) == 0 {
 			_ = b.tapPort.Close()
 			_ = b.logPort.Close()
+			if b.lanPath != nil {
+				_ = b.lanPath.Close()
+			}
 			return
 		}
 		b.closeOwned()
 		_ = b.tapPort.Close()
 		_ = b.logPort.Close()
+		if b.lanPath != nil {
+			_ = b.lanPath.Close()
+		}
 	})
 }
 
@@ -1208,6 +1393,7 @@ func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
 			bad(ExitWarning, "WARNING: no arbiter configured: a failure of either box will NOT be taken over automatically")
 		}
 	}
+	b.judgeLANPath(s, now, bad, note)
 	if st.Role == ftcore.RolePrimary && st.OutputsHeld > 0 && s.Replication.OldestHeldAgeMS > ms(b.cfg.Heartbeat.Timeout.Duration) {
 		note("outputs held for %s waiting for the backup's ack", age(s.Replication.OldestHeldAgeMS))
 	}
@@ -1224,6 +1410,38 @@ func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
 	if s.Notes == nil {
 		s.Notes = []string{}
 	}
+}
+
+// judgeLANPath reports the second heartbeat path: a warning when it is
+// down or silent while the pair is PROTECTED (a cut of the logging link
+// would then cost a failover), else a note.
+func (b *Box) judgeLANPath(s *Status, now time.Duration, bad func(int, string, ...any), note func(string, ...any)) {
+	if b.lanPath == nil {
+		return
+	}
+	name := b.cfg.LAN.HeartbeatInterface
+	if p := b.lanPathDown.Load(); p != nil {
+		bad(ExitWarning, "LAN PATH DOWN: the second heartbeat path on %s failed (%v): a cut of the logging link would cost a failover", name, *p)
+		return
+	}
+	if s.Protection != Protected {
+		return
+	}
+	since := max(b.lanPathHeard, b.connectedAt)
+	if silent := now - since; since != 0 && silent > b.cfg.Heartbeat.Timeout.Duration {
+		what := "never heard"
+		if b.lanPathHeard != 0 {
+			what = "not heard for " + age(ms(now-b.lanPathHeard))
+		}
+		bad(ExitWarning, "LAN PATH SILENT: the peer (%s) %s on %s while the logging link is up: a cut of the logging link would cost a failover (%d frames read there, %d authentic; %d sent)",
+			b.lanPathPeer, what, name, b.lanPathInCount.Load(), b.lanPathAuth, b.lanPathOut)
+		return
+	}
+	heard := "not yet heard"
+	if b.lanPathHeard != 0 {
+		heard = "heard " + age(ms(now-b.lanPathHeard)) + " ago"
+	}
+	note("second heartbeat path on %s: peer %s %s (%d authentic frames in, %d out)", name, b.lanPathPeer, heard, b.lanPathAuth, b.lanPathOut)
 }
 
 // The network arbiter's client is what `ftbox run` wires in.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,6 +59,12 @@ func (p gatedPort) WriteFrame(f []byte) error {
 
 func testConfig(t *testing.T, name, role, peerMAC, key string) *Config {
 	t.Helper()
+	return testConfigLAN(t, name, role, peerMAC, key, "")
+}
+
+// testConfigLAN is testConfig with extra lines in [lan].
+func testConfigLAN(t *testing.T, name, role, peerMAC, key, lan string) *Config {
+	t.Helper()
 	c, err := ParseConfig(fmt.Appendf(nil, `
 [box]
 name = %q
@@ -65,6 +72,7 @@ preferred_role = %q
 control_socket = %q
 [lan]
 tap = "tap0"
+%s
 [log_link]
 interface = "log0"
 peer_mac = %q
@@ -76,7 +84,7 @@ memory = "4M"
 [heartbeat]
 interval = "10ms"
 timeout = %q
-`, name, role, filepath.Join(t.TempDir(), "ftbox.sock"), peerMAC, key, testHeartbeatTimeout)) // generous: -race and a busy CI slow the loops
+`, name, role, filepath.Join(t.TempDir(), "ftbox.sock"), lan, peerMAC, key, testHeartbeatTimeout)) // generous: -race and a busy CI slow the loops
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,9 +101,32 @@ type pipePair struct {
 	lanA, lanB   tap.Port // the LAN's ends of the boxes' TAPs
 	gateA, gateB *fakeGate
 	arb          *ftcore.MemArbiter
+	logCut       *atomic.Bool // the logging link's cable pulled (both ways)
+	lanPathCut   *atomic.Bool // the second path pulled (both ways)
+}
+
+// cuttablePort drops every frame written while cut is set: a pulled cable
+// when both ends are wrapped.
+type cuttablePort struct {
+	tap.Port
+	cut *atomic.Bool
+}
+
+func (p cuttablePort) WriteFrame(f []byte) error {
+	if p.cut.Load() {
+		return nil
+	}
+	return p.Port.WriteFrame(f)
 }
 
 func newPipePair(t *testing.T, arbiter bool) *pipePair {
+	t.Helper()
+	return newPipePairOpts(t, arbiter, false)
+}
+
+// newPipePairOpts builds a pair on pipes; with lanPath, a second pipe
+// carries the second heartbeat path (lan.heartbeat_interface).
+func newPipePairOpts(t *testing.T, arbiter, lanPath bool) *pipePair {
 	t.Helper()
 	img, err := guests.Image("netsvc")
 	if err != nil {
@@ -109,24 +140,33 @@ func newPipePair(t *testing.T, arbiter bool) *pipePair {
 	logA, logB := tap.Pipe(4096)
 	tapA, lanA := tap.Pipe(1024)
 	tapB, lanB := tap.Pipe(1024)
-	pp := &pipePair{lanA: lanA, lanB: lanB, gateA: &fakeGate{}, gateB: &fakeGate{}}
+	pathA, pathB := tap.Pipe(256)
+	pp := &pipePair{lanA: lanA, lanB: lanB, gateA: &fakeGate{}, gateB: &fakeGate{}, logCut: new(atomic.Bool), lanPathCut: new(atomic.Bool)}
 	var arb Arbiter
 	if arbiter {
 		pp.arb = &ftcore.MemArbiter{}
 		arb = CoreArbiter{pp.arb}
 	}
-	mk := func(name, role string, peer, mine net.HardwareAddr, tp, lp tap.Port, g *fakeGate) *Box {
-		b, err := NewBox(testConfig(t, name, role, peer.String(), key), BoxOptions{
-			Image: img, Arbiter: arb, TAP: gatedPort{tp, g}, LogPort: lp, LogMAC: mine, Gate: g,
+	// The boxes' MACs on the LAN (the second path's addresses).
+	lanMACA, lanMACB := net.HardwareAddr{2, 0, 0, 0, 1, 0xa}, net.HardwareAddr{2, 0, 0, 0, 1, 0xb}
+	mk := func(name, role string, peer, mine, lanPeer, lanMine net.HardwareAddr, tp, lp, path tap.Port, g *fakeGate) *Box {
+		opts := BoxOptions{
+			Image: img, Arbiter: arb, TAP: gatedPort{tp, g}, LogPort: cuttablePort{lp, pp.logCut}, LogMAC: mine, Gate: g,
 			Notify: func(string) error { return nil }, Log: testLog(t),
-		})
+		}
+		extra := ""
+		if lanPath {
+			extra = fmt.Sprintf("heartbeat_interface = \"br0\"\nheartbeat_peer_mac = %q", lanPeer)
+			opts.LANPath, opts.LANPathMAC = cuttablePort{path, pp.lanPathCut}, lanMine
+		}
+		b, err := NewBox(testConfigLAN(t, name, role, peer.String(), key, extra), opts)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
 	}
-	pp.a = mk("A", "primary", macB, macA, tapA, logA, pp.gateA)
-	pp.b = mk("B", "backup", macA, macB, tapB, logB, pp.gateB)
+	pp.a = mk("A", "primary", macB, macA, lanMACB, lanMACA, tapA, logA, pathA, pp.gateA)
+	pp.b = mk("B", "backup", macA, macB, lanMACA, lanMACB, tapB, logB, pathB, pp.gateB)
 	for _, b := range []*Box{pp.a, pp.b} {
 		go func() {
 			if err := b.Run(context.Background()); err != nil {

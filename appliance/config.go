@@ -33,11 +33,27 @@ type BoxConfig struct {
 	ControlSocket string `toml:"control_socket"`
 }
 
-// LANConfig is where the guest meets the LAN.
+// LANConfig is where the guest meets the LAN, and the optional second
+// heartbeat path to the peer over the LAN (ftcore's "second path").
 type LANConfig struct {
 	Bridge string `toml:"bridge"`
 	TAP    string `toml:"tap"`
 	MTU    int    `toml:"mtu"`
+
+	// HeartbeatInterface, if set, carries heartbeats to and from the peer
+	// over the LAN (raw frames of the logging link's EtherType, sealed
+	// with the same session keys), beside the logging link. With it, a
+	// cut logging link with the LAN up costs no failover: the backup
+	// takes over only when both paths fell silent (see ftcore's package
+	// documentation, "The second path"). It is the box's own LAN
+	// interface: the bridge (br0) when the LAN NIC is a bridge port —
+	// frames arriving on a bridge port belong to the bridge.
+	HeartbeatInterface string `toml:"heartbeat_interface"`
+	// HeartbeatPeerMAC is the peer's MAC on its HeartbeatInterface
+	// (required with it): second-path frames are unicast there, never
+	// broadcast, so they reach neither the guests' TAPs nor other hosts.
+	// A bridge's MAC follows its ports unless set: pin it.
+	HeartbeatPeerMAC string `toml:"heartbeat_peer_mac"`
 }
 
 // LogLinkConfig is the dedicated logging link to the peer.
@@ -167,6 +183,23 @@ func (c *Config) validate() error {
 		if err := checkIfName(c.LAN.Bridge); err != nil {
 			bad("lan.bridge: %v", err)
 		}
+	}
+	if hb := c.LAN.HeartbeatInterface; hb != "" {
+		switch err := checkIfName(hb); {
+		case err != nil:
+			bad("lan.heartbeat_interface: %v", err)
+		case hb == c.LogLink.Interface:
+			bad("lan.heartbeat_interface %q is the logging link's interface: the second path must be another link (the LAN)", hb)
+		case hb == c.LAN.TAP:
+			bad("lan.heartbeat_interface %q is the guest's TAP: use the box's LAN interface (its bridge)", hb)
+		}
+		if peer, err := ParseUnicastMAC(c.LAN.HeartbeatPeerMAC); err != nil {
+			bad("lan.heartbeat_peer_mac (required with lan.heartbeat_interface): %v", err)
+		} else if g, err := net.ParseMAC(c.Guest.MAC); err == nil && bytes.Equal(peer, g) {
+			bad("lan.heartbeat_peer_mac %s is the guest's MAC: want the peer box's own MAC on the LAN", c.LAN.HeartbeatPeerMAC)
+		}
+	} else if c.LAN.HeartbeatPeerMAC != "" {
+		bad("lan.heartbeat_peer_mac is set but lan.heartbeat_interface is not")
 	}
 	if c.LAN.MTU != 0 && (c.LAN.MTU < 576 || c.LAN.MTU > 1500) {
 		bad("lan.mtu %d: want 576..1500 (the guest NIC has no jumbo frames)", c.LAN.MTU)

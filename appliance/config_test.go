@@ -115,3 +115,38 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+func TestParseConfigLANPath(t *testing.T) {
+	withLAN := func(lines string) string {
+		return strings.Replace(goodConfig, `tap = "tap0"`, "tap = \"tap0\"\n"+lines, 1)
+	}
+	c, err := ParseConfig([]byte(withLAN("heartbeat_interface = \"br0\"\nheartbeat_peer_mac = \"02:f7:0b:00:00:20\"")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LAN.HeartbeatInterface != "br0" || c.LAN.HeartbeatPeerMAC != "02:f7:0b:00:00:20" {
+		t.Fatalf("lan %+v", c.LAN)
+	}
+	if c, err := ParseConfig([]byte(goodConfig)); err != nil || c.LAN.HeartbeatInterface != "" {
+		t.Fatalf("the second path is optional: %v %+v", err, c)
+	}
+	bad := map[string]struct{ lines, want string }{
+		"no peer mac":        {`heartbeat_interface = "br0"`, "lan.heartbeat_peer_mac (required with lan.heartbeat_interface)"},
+		"peer mac alone":     {`heartbeat_peer_mac = "02:f7:0b:00:00:20"`, "lan.heartbeat_interface is not"},
+		"bad peer mac":       {"heartbeat_interface = \"br0\"\nheartbeat_peer_mac = \"br0\"", "lan.heartbeat_peer_mac"},
+		"broadcast peer mac": {"heartbeat_interface = \"br0\"\nheartbeat_peer_mac = \"ff:ff:ff:ff:ff:ff\"", "multicast"},
+		"guest mac as peer":  {"heartbeat_interface = \"br0\"\nheartbeat_peer_mac = \"52:54:00:12:34:56\"", "the guest's MAC"},
+		"the logging link":   {"heartbeat_interface = \"log0\"\nheartbeat_peer_mac = \"02:f7:0b:00:00:20\"", "the logging link's interface"},
+		"the tap":            {"heartbeat_interface = \"tap0\"\nheartbeat_peer_mac = \"02:f7:0b:00:00:20\"", "the guest's TAP"},
+		"bad ifname":         {"heartbeat_interface = \"br/0\"\nheartbeat_peer_mac = \"02:f7:0b:00:00:20\"", "lan.heartbeat_interface"},
+		"typo":               {`heartbeat_iface = "br0"`, "unknown keys: lan.heartbeat_iface"},
+	}
+	for name, c := range bad {
+		t.Run(name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(withLAN(c.lines)))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want one mentioning %q", err, c.want)
+			}
+		})
+	}
+}
