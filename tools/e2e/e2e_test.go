@@ -28,6 +28,7 @@ import (
 
 	"ftbox/bpf"
 	"ftbox/tools/client"
+	"ftbox/tools/lablock"
 	"ftbox/tools/testenv"
 	"ftbox/tools/verify"
 )
@@ -45,7 +46,23 @@ var (
 	buildMu  sync.Once
 )
 
+var labRelease func()
+
 func TestMain(m *testing.M) {
+	// The lab's namespace names are fixed: hold the lab lock for the whole
+	// run, so `ftbox bench ft`'s test in another package (go test ./...
+	// runs packages in parallel) waits instead of colliding.
+	// The lock is an flock: exiting releases it. Keep the release func (and
+	// so the lock file) reachable, or a finalizer could close it mid-run.
+	if os.Geteuid() == 0 {
+		var err error
+		if labRelease, err = lablock.Acquire(context.Background(), func() {
+			fmt.Fprintln(os.Stderr, "e2e: waiting for the lab lock", lablock.Path)
+		}); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			os.Exit(1)
+		}
+	}
 	code := m.Run()
 	if ftboxBin != "" && os.Getenv("FTBOX") == "" {
 		os.RemoveAll(filepath.Dir(ftboxBin))

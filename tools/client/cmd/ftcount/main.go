@@ -4,6 +4,10 @@
 // lines: requests, acknowledgments, the final value, lost acknowledged
 // increments (must be 0) and the client-visible gap. Run it in the client's
 // namespace: ip netns exec ftclient ftcount --duration 10s
+//
+// With --closed-loop it measures instead: --concurrency requests outstanding,
+// each answered one followed at once by the next, for --duration (default
+// 5s), and prints requests per second and the latency percentiles.
 package main
 
 import (
@@ -11,6 +15,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -27,7 +32,44 @@ func main() {
 	duration := flag.Duration("duration", 0, "stop after this long (0: run until SIGINT/SIGTERM)")
 	jsonOut := flag.String("json", "", "also write the acknowledgments and figures as JSON to this file")
 	quiet := flag.Bool("q", false, "no progress lines")
+	closed := flag.Bool("closed-loop", false, "measure throughput and latency with --concurrency requests outstanding")
+	conc := flag.Int("concurrency", 1, "with --closed-loop: requests outstanding")
 	flag.Parse()
+
+	if *closed {
+		c := &client.ClosedLoop{
+			Dial:        func() (net.Conn, error) { return client.Dial(*addr) },
+			Name:        *name,
+			Concurrency: *conc,
+			Duration:    *duration,
+		}
+		if *duration == 0 {
+			c.Duration = 5 * time.Second
+		}
+		if flagSet("timeout") {
+			c.Timeout = *timeout
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		r, err := c.Run(ctx)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ftcount:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("concurrency: %d\n%s", r.Concurrency, r.Lines(""))
+		if *jsonOut != "" {
+			b, _ := json.MarshalIndent(r, "", "  ")
+			if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, "ftcount:", err)
+				os.Exit(1)
+			}
+		}
+		if r.Replies == 0 {
+			fmt.Fprintln(os.Stderr, "ftcount: no request was answered")
+			os.Exit(1)
+		}
+		return
+	}
 
 	conn, err := client.Dial(*addr)
 	if err != nil {
@@ -66,4 +108,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ftcount: no request was answered")
 		os.Exit(1)
 	}
+}
+
+// flagSet reports whether the named flag was given on the command line.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
