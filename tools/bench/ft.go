@@ -11,14 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netns"
-
+	"ftbox/tap"
 	"ftbox/tools/client"
 	"ftbox/tools/lablock"
 )
@@ -81,7 +79,7 @@ func FT(ctx context.Context, cfg FTConfig, out io.Writer) (FTResult, error) {
 	loop := func(ns string) *client.ClosedLoop {
 		return &client.ClosedLoop{
 			Dial: func() (conn net.Conn, err error) {
-				err = inNetNS(ns, func() error {
+				err = tap.InNetNS(ns, func() error {
 					conn, err = client.Dial(guestCounter)
 					return err
 				})
@@ -332,32 +330,6 @@ func run(name string, args ...string) error {
 		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
 	return nil
-}
-
-// inNetNS runs f on an OS thread switched into the named namespace; sockets
-// f opens stay in that namespace.
-func inNetNS(name string, f func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return fmt.Errorf("get current netns: %w", err)
-	}
-	defer orig.Close()
-	h, err := netns.GetFromName(name)
-	if err != nil {
-		return fmt.Errorf("open netns %s: %w", name, err)
-	}
-	defer h.Close()
-	if err := netns.Set(h); err != nil {
-		return fmt.Errorf("enter netns %s: %w", name, err)
-	}
-	ferr := f()
-	if err := netns.Set(orig); err != nil {
-		runtime.LockOSThread() // a thread in the wrong namespace: let the runtime discard it
-		return fmt.Errorf("leave netns %s: %w", name, err)
-	}
-	return ferr
 }
 
 // syncBuffer is a bytes.Buffer for one writer and one reader goroutine.

@@ -4,11 +4,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 
-	"github.com/vishvananda/netns"
+	"ftbox/tap"
 )
 
 // NetNS creates a network namespace named prefix-PID for the test and removes
@@ -41,30 +40,6 @@ func Run(t testing.TB, name string, args ...string) string {
 	return string(out)
 }
 
-// InNetNS runs f on an OS thread switched into the named namespace. Sockets
-// and devices that f creates stay in that namespace after it returns.
-func InNetNS(name string, f func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return fmt.Errorf("get current netns: %w", err)
-	}
-	defer orig.Close()
-	h, err := netns.GetFromName(name)
-	if err != nil {
-		return fmt.Errorf("open netns %s: %w", name, err)
-	}
-	defer h.Close()
-	if err := netns.Set(h); err != nil {
-		return fmt.Errorf("enter netns %s: %w", name, err)
-	}
-	ferr := f()
-	if err := netns.Set(orig); err != nil {
-		// This thread is in the wrong namespace; leave it locked so the
-		// runtime discards it rather than reusing it.
-		runtime.LockOSThread()
-		return fmt.Errorf("leave netns %s: %w", name, err)
-	}
-	return ferr
-}
+// InNetNS runs f on an OS thread switched into the named namespace (see
+// tap.InNetNS).
+func InNetNS(name string, f func() error) error { return tap.InNetNS(name, f) }
