@@ -171,6 +171,8 @@ type Box struct {
 	syncedIn      time.Duration // start → PROTECTED of the last rejoin (0: none)
 	rejoins       uint64
 	prevVerd      [logwire.NumVerdicts]uint64
+	peerVersion   uint8         // protocol version of the last frame refused as another version
+	peerVersionAt time.Duration // when
 	gatePass      bool
 	gateErr       error
 	ann           announcer
@@ -777,6 +779,15 @@ func (b *Box) onLog(now time.Duration, f []byte) {
 		before = b.node.Status().FramesReceived
 	}
 	if err := b.node.OnLogFrame(now, f[14:]); err != nil {
+		var ve *logwire.VersionError
+		if errors.As(err, &ve) {
+			// An upgrade of one box only: say so once, loudly, and in status.
+			if b.peerVersion != ve.Version {
+				b.log.Error("peer speaks another logging-link protocol version; upgrade both boxes to the same ftbox",
+					"peer_version", ve.Version, "our_version", logwire.Version)
+			}
+			b.peerVersion, b.peerVersionAt = ve.Version, now
+		}
 		b.log.Debug("log frame refused", "err", err)
 	}
 	if b.lanPath != nil && b.node.Status().FramesReceived > before {
@@ -1392,6 +1403,10 @@ func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
 		default:
 			bad(ExitWarning, "WARNING: no arbiter configured: a failure of either box will NOT be taken over automatically")
 		}
+	}
+	if b.peerVersion != 0 && now-b.peerVersionAt < 10*b.cfg.Heartbeat.Timeout.Duration {
+		bad(ExitCritical, "PROTOCOL MISMATCH: the peer speaks logging-link protocol v%d, this box v%d: run the same ftbox on both boxes",
+			b.peerVersion, logwire.Version)
 	}
 	b.judgeLANPath(s, now, bad, note)
 	if st.Role == ftcore.RolePrimary && st.OutputsHeld > 0 && s.Replication.OldestHeldAgeMS > ms(b.cfg.Heartbeat.Timeout.Duration) {

@@ -102,6 +102,7 @@ type pipePair struct {
 	gateA, gateB *fakeGate
 	arb          *ftcore.MemArbiter
 	logCut       *atomic.Bool // the logging link's cable pulled (both ways)
+	logBRaw      tap.Port     // B's end of the logging link, uncut: writes reach A
 	lanPathCut   *atomic.Bool // the second path pulled (both ways)
 }
 
@@ -141,7 +142,7 @@ func newPipePairOpts(t *testing.T, arbiter, lanPath bool) *pipePair {
 	tapA, lanA := tap.Pipe(1024)
 	tapB, lanB := tap.Pipe(1024)
 	pathA, pathB := tap.Pipe(256)
-	pp := &pipePair{lanA: lanA, lanB: lanB, gateA: &fakeGate{}, gateB: &fakeGate{}, logCut: new(atomic.Bool), lanPathCut: new(atomic.Bool)}
+	pp := &pipePair{logBRaw: logB, lanA: lanA, lanB: lanB, gateA: &fakeGate{}, gateB: &fakeGate{}, logCut: new(atomic.Bool), lanPathCut: new(atomic.Bool)}
 	var arb Arbiter
 	if arbiter {
 		pp.arb = &ftcore.MemArbiter{}
@@ -258,6 +259,36 @@ func TestBoxPipesProtectedAndServes(t *testing.T) {
 	t.Log("\n" + txt.String())
 	if sa.ExitCode != ExitOK || sb.ExitCode != ExitOK {
 		t.Fatalf("exit codes %d %d", sa.ExitCode, sb.ExitCode)
+	}
+}
+
+// TestBoxReportsProtocolMismatch: frames of another logging-link protocol
+// version (one box upgraded, the other not) are refused and status says why.
+func TestBoxReportsProtocolMismatch(t *testing.T) {
+	pp := newPipePair(t, true)
+	waitStatus(t, pp.a, "PROTECTED", func(s *Status) bool { return s.Protection == Protected })
+	f := make([]byte, 14+64)
+	copy(f, net.HardwareAddr{2, 0, 0, 0, 0, 0xa})
+	copy(f[6:], net.HardwareAddr{2, 0, 0, 0, 0, 0xb})
+	f[12], f[13] = 0x88, 0xb5
+	f[14], f[15], f[16] = 0x46, 0x54, 9 // magic "FT", version 9
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // a peer that keeps talking v9
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				pp.logBRaw.WriteFrame(f)
+			}
+		}
+	}()
+	s := waitStatus(t, pp.a, "protocol mismatch", func(s *Status) bool {
+		return len(s.Problems) > 0 && strings.Contains(s.Problems[0], "PROTOCOL MISMATCH: the peer speaks logging-link protocol v9")
+	})
+	if s.ExitCode != ExitCritical || s.Counters.LogFramesRejected["unknown_version"] == 0 {
+		t.Fatalf("exit %d, rejected %v", s.ExitCode, s.Counters.LogFramesRejected)
 	}
 }
 
