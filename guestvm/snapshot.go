@@ -21,7 +21,7 @@ func (m *Machine) save(w *snap.Writer) {
 	w.Tag("ram")
 	for off := 0; off < len(m.ram); off += pageSize {
 		p := m.ram[off : off+pageSize]
-		if isZero(p) {
+		if m.knownZero(uint64(off/pageSize)) || isZero(p) {
 			w.U8(0)
 			continue
 		}
@@ -66,6 +66,13 @@ func (m *Machine) saveState(w *snap.Writer) {
 		w.Bytes(f)
 	}
 	w.Bytes(m.console)
+}
+
+// knownZero reports a page that is zero without reading it: unwritten since
+// its hash was last taken, and that hash is the zero page's. Most of a
+// guest's RAM is such pages, so snapshots and restores skip them.
+func (m *Machine) knownZero(p uint64) bool {
+	return !m.cpu.Written(p) && m.pageSum[p] == zeroPageSum
 }
 
 func isZero(p []byte) bool {
@@ -175,7 +182,9 @@ func (m *Machine) Restore(b []byte) error {
 		p := m.ram[off : off+pageSize]
 		switch r.U8() {
 		case 0:
-			clear(p)
+			if !m.knownZero(uint64(off / pageSize)) {
+				clear(p)
+			}
 			m.pageSum[off/pageSize] = zeroPageSum
 		case 1:
 			r.Raw(p)

@@ -279,6 +279,10 @@ func (c *CPU) TakeDirty(f func(page uint64)) {
 	}
 }
 
+// Written reports whether RAM page p was written since TakeDirty last
+// reported it (every page is, until the first TakeDirty).
+func (c *CPU) Written(p uint64) bool { return c.dirty[p] != 0 }
+
 // MarkAllDirty reports every page as written at the next TakeDirty (after a
 // whole-RAM load or restore).
 func (c *CPU) MarkAllDirty() {
