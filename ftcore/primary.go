@@ -92,6 +92,11 @@ func NewPrimary(cfg Config, m Machine) (*Primary, error) {
 // newLive returns an unprotected primary continuing a promoted backup's guest.
 func newLive(cfg Config, m Machine, epoch uint64, now time.Duration, outN uint64) *Primary {
 	p := &Primary{cfg: cfg, m: m, role: RoleUnprotected, epoch: epoch, outN: outN, released: outN, alarmedIC: map[uint64]bool{}}
+	// now, too: Deadline answers "now" (p.now) while the guest can run,
+	// and 0 means "nothing scheduled" — a promoted box left at 0 was never
+	// stepped again until some frame arrived, so with an idle LAN it
+	// neither ran its guest nor said hello to a restarted peer.
+	p.now = now
 	p.start(now)
 	p.listen()
 	return p

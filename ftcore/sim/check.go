@@ -2,8 +2,10 @@ package sim
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"ftbox/ftcore"
@@ -64,14 +66,41 @@ func (w *World) Verify() (Report, error) {
 		by[r.Epoch] = r.Box
 	}
 	rep.Epochs = len(by)
+	// No box goes live without a grant: every output of epoch e > 1 (and
+	// of epoch 1 once granted) is released by the holder of e's grant,
+	// after the grant; a box still serving at the end holds its epoch.
+	grant := map[uint64]Grant{}
+	for _, g := range w.Grants {
+		grant[g.Epoch] = g
+	}
+	granted := func(epoch uint64, box int, at time.Duration) bool {
+		g, ok := grant[epoch]
+		if !ok {
+			return epoch == 1 && box == 0 // the cold pair's primary
+		}
+		return g.Who == w.Boxes[box].Name && g.At <= at
+	}
+	for _, r := range w.Releases {
+		if !granted(r.Epoch, r.Box, r.At) {
+			fail("%s released output %d in epoch %d at %v without the arbiter's grant (grants %v)", w.Boxes[r.Box].Name, r.Num, r.Epoch, r.At, w.Grants)
+			break
+		}
+	}
+	for i, b := range w.Boxes {
+		if r := b.node.Role(); !b.Dead && (r == ftcore.RolePrimary || r == ftcore.RoleUnprotected) && !granted(b.node.Epoch(), i, w.Now) {
+			fail("%s serves in epoch %d without the arbiter's grant (grants %v)", b.Name, b.node.Epoch(), w.Grants)
+		}
+	}
 	for _, e := range w.Events {
 		if e.Kind == ftcore.EventDivergence {
 			fail("divergence alarm at icount %d", e.ICount)
 			break
 		}
 	}
-	if bs := w.B.Status(); bs.DigestMismatches != 0 {
-		fail("%d digest mismatches", bs.DigestMismatches)
+	for _, c := range w.cores {
+		if st := c.Status(); st.DigestMismatches != 0 {
+			fail("%d digest mismatches", st.DigestMismatches)
+		}
 	}
 
 	// The output stream.
@@ -105,45 +134,92 @@ func (w *World) Verify() (Report, error) {
 	// The promoted backup re-releases only outputs past the last watermark
 	// it applied: the duplicates are exactly the old primary's releases
 	// whose watermark had not reached it (the in-flight window).
-	if bs := w.B.Status(); bs.GoLiveFirst != 0 && bs.GoLiveFirst <= bs.Watermark {
-		fail("backup went live releasing from output %d, below its watermark %d", bs.GoLiveFirst, bs.Watermark)
+	for _, c := range w.cores {
+		if bk, ok := c.(*ftcore.Backup); ok {
+			if bs := bk.Status(); bs.GoLiveFirst != 0 && bs.GoLiveFirst <= bs.Watermark {
+				fail("backup went live releasing from output %d, below its watermark %d", bs.GoLiveFirst, bs.Watermark)
+			}
+		}
 	}
 
-	// The reference run.
+	// The reference run: a fresh machine fed the survivor's whole input
+	// history (for a guest restored from a snapshot, the sender's inputs up
+	// to the snapshot, then its own). Every snapshot restored on the way
+	// must have the reference digest at its instruction count, and a live
+	// replica the reference digest at its own.
 	sv := w.survivor()
 	rep.Survivor = sv
 	s := w.Boxes[sv]
-	var points []ReplayPoint
+	hist, base, err := w.history(s.Probe)
+	if err != nil {
+		fail("%s's input history: %v", s.Name, err)
+		return rep, errors.Join(errs...)
+	}
+	type want struct {
+		pt     ReplayPoint
+		digest [32]byte
+		what   string
+	}
+	var wants []want
+	for _, q := range w.probes {
+		if q.Restored == 0 {
+			continue
+		}
+		qh, _, err := w.history(q)
+		if err != nil {
+			fail("a restored guest's input history: %v", err)
+			continue
+		}
+		n := len(qh) - len(q.Events) // events before its snapshot
+		if err := prefixOf(qh[:n], hist); err != nil {
+			continue // restored from a history the survivor's is not: nothing to compare with
+		}
+		wants = append(wants, want{ReplayPoint{n, q.From.ICount}, q.From.Digest, fmt.Sprintf("snapshot restored at icount %d", q.From.ICount)})
+	}
 	other := w.Boxes[1-sv]
-	replica := !other.Dead && other.node.Role() == ftcore.RoleBackup && sv == 0
+	replica := !other.Dead && other.node.Role() == ftcore.RoleBackup && (!other.joined || other.Probe.Restored > 0)
 	if replica {
-		if err := prefix(other.Probe, s.Probe); err != nil {
+		oh, _, err := w.history(other.Probe)
+		if err == nil {
+			err = prefixOf(oh, hist)
+		}
+		if err != nil {
 			fail("backup's inputs: %v", err)
 			replica = false
 		} else {
-			points = append(points, ReplayPoint{Events: len(other.Probe.Events), ICount: other.Probe.ICount()})
+			wants = append(wants, want{ReplayPoint{len(oh), other.Probe.ICount()}, other.Probe.Digest(), fmt.Sprintf("backup's state at icount %d", other.Probe.ICount())})
 		}
+	}
+	slices.SortStableFunc(wants, func(a, b want) int {
+		if a.pt.Events != b.pt.Events {
+			return a.pt.Events - b.pt.Events
+		}
+		return cmp.Compare(a.pt.ICount, b.pt.ICount)
+	})
+	var points []ReplayPoint
+	for _, x := range wants {
+		points = append(points, x.pt)
 	}
 	m, err := w.opts.NewMachine()
 	if err != nil {
 		return rep, fmt.Errorf("reference machine: %w", err)
 	}
-	ref, digests, err := Replay(m, s.Probe.Events, s.Probe.ICount(), points)
+	ref, digests, err := Replay(m, hist, s.Probe.ICount(), points)
 	rep.Reference = len(ref)
 	if err != nil {
 		fail("%v", err)
 	} else {
-		if len(ref) != s.Probe.Emitted {
-			fail("reference run emitted %d frames, %s's guest %d", len(ref), s.Name, s.Probe.Emitted)
+		if len(ref) != base+s.Probe.Emitted {
+			fail("reference run emitted %d frames, %s's guest %d", len(ref), s.Name, base+s.Probe.Emitted)
 		}
 		if !s.Dead && digests[len(digests)-1] != s.Probe.Digest() {
 			fail("%s's state differs from the reference run's at icount %d", s.Name, s.Probe.ICount())
 		}
 		rep.DigestsCompared++
-		if replica {
+		for i, x := range wants {
 			rep.DigestsCompared++
-			if digests[0] != other.Probe.Digest() {
-				fail("backup's state differs from the reference run's at icount %d", other.Probe.ICount())
+			if digests[i] != x.digest {
+				fail("%s differs from the reference run's", x.what)
 			}
 		}
 		for _, r := range w.Releases {
@@ -161,7 +237,10 @@ func (w *World) Verify() (Report, error) {
 }
 
 // survivor is the box whose guest carries the service at the end: the one
-// alive in a serving role, else the one alive, else the one that got further.
+// alive in a serving role; else the one of the later epoch (a backup that
+// went live and died carries the service further than the primary it
+// replaced); else the one with the longer input history (a joining
+// backup that never restored a snapshot has none).
 func (w *World) survivor() int {
 	serving := func(b *Box) bool {
 		r := b.node.Role()
@@ -178,23 +257,60 @@ func (w *World) survivor() int {
 		return 0
 	case serving(b):
 		return 1
-	case !a.Dead && a.node.Role() != ftcore.RoleHalted:
+	case a.node.Epoch() != b.node.Epoch():
+		if b.node.Epoch() > a.node.Epoch() {
+			return 1
+		}
 		return 0
-	case !b.Dead && b.node.Role() != ftcore.RoleHalted:
-		return 1
-	case len(b.Probe.Events) > len(a.Probe.Events):
+	}
+	ha, _, _ := w.history(a.Probe)
+	hb, _, _ := w.history(b.Probe)
+	if len(hb) > len(ha) {
 		return 1
 	}
 	return 0
 }
 
-// prefix checks that p's inputs are a prefix of q's.
-func prefix(p, q *Probe) error {
-	if len(p.Events) > len(q.Events) {
-		return fmt.Errorf("%d inputs, the primary %d", len(p.Events), len(q.Events))
+// history is everything a probe's guest was injected since instruction 0:
+// for a guest restored from a snapshot, the inputs of the guest that took
+// the snapshot up to it (found among every probe by its icount and digest),
+// then its own. base is the number of frames the guest emitted before its
+// probe's Emitted counts.
+func (w *World) history(p *Probe) (events []logwire.Entry, base int, err error) {
+	events = slices.Clone(p.Events)
+	for depth := 0; p.Restored > 0; depth++ {
+		if depth > len(w.probes) {
+			return nil, 0, errors.New("snapshot chain loops")
+		}
+		var from *Probe
+		var sm SaveMark
+		for _, q := range w.probes {
+			if q == p {
+				continue
+			}
+			for _, m := range q.Saves {
+				if m.ICount == p.From.ICount && m.Digest == p.From.Digest {
+					from, sm = q, m
+				}
+			}
+		}
+		if from == nil {
+			return nil, 0, fmt.Errorf("restored a snapshot at icount %d that no guest took (or with another digest)", p.From.ICount)
+		}
+		events = append(slices.Clone(from.Events[:sm.Events]), events...)
+		base += sm.Emitted
+		p = from
 	}
-	for i, e := range p.Events {
-		f := q.Events[i]
+	return events, base, nil
+}
+
+// prefixOf checks that the inputs p are a prefix of q.
+func prefixOf(p, q []logwire.Entry) error {
+	if len(p) > len(q) {
+		return fmt.Errorf("%d inputs, the primary %d", len(p), len(q))
+	}
+	for i, e := range p {
+		f := q[i]
 		if !sameEntry(e, f) {
 			return fmt.Errorf("input %d differs: %v at %d, the primary's %v at %d", i, e.Type(), icountOf(e), f.Type(), icountOf(f))
 		}

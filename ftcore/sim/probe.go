@@ -19,7 +19,19 @@ type Probe struct {
 	Events   []logwire.Entry // injected, in order, each at its ICount
 	Emitted  int             // frames the guest emitted
 	Restored int             // snapshots restored (then Events start at the last one)
+	Saves    []SaveMark      // snapshots taken (the primary's side of a state transfer)
+	From     SaveMark        // the last snapshot restored: its icount and digest (Events after Restore: 0)
 	stopAt   uint64          // 0: not armed
+}
+
+// SaveMark is where a guest was when a snapshot was taken (or restored):
+// its instruction count, how many events it had been injected and frames
+// it had emitted (since its own start or restore), and its digest.
+type SaveMark struct {
+	ICount  uint64
+	Events  int
+	Emitted int
+	Digest  [32]byte
 }
 
 // crashed is the panic value that unwinds a box's Step at the armed count.
@@ -48,7 +60,11 @@ func (p *Probe) Run(until uint64) ftcore.Stop {
 }
 
 // Save implements ftcore.Machine.
-func (p *Probe) Save() []byte { return p.M.Save() }
+func (p *Probe) Save() []byte {
+	b := p.M.Save()
+	p.Saves = append(p.Saves, SaveMark{ICount: p.M.ICount(), Events: len(p.Events), Emitted: p.Emitted, Digest: p.M.Digest()})
+	return b
+}
 
 // Restore implements ftcore.Machine. The events recorded so far no longer
 // describe the guest: they are dropped, and Restored counts the restores
@@ -59,6 +75,7 @@ func (p *Probe) Restore(b []byte) error {
 	}
 	p.Events, p.Emitted = nil, 0
 	p.Restored++
+	p.From = SaveMark{ICount: p.M.ICount(), Digest: p.M.Digest()}
 	return nil
 }
 

@@ -76,6 +76,15 @@ func rejoinRun(t *testing.T, seed uint64, newMachine func() (ftcore.Machine, err
 	if err := c.Check(); err != nil {
 		t.Fatalf("seed %d: %v", seed, err)
 	}
+	// The survivor's guest was restored from B's snapshot: the reference
+	// run is B's inputs up to the snapshot, then A's.
+	rep, err := w.Verify()
+	if err != nil {
+		t.Fatalf("seed %d: %v", seed, err)
+	}
+	if rep.Survivor != 0 || rep.DigestsCompared < 2 {
+		t.Fatalf("seed %d: survivor %d, %d digests compared", seed, rep.Survivor, rep.DigestsCompared)
+	}
 	return fig
 }
 
@@ -94,5 +103,44 @@ func TestRejoinNetsvc(t *testing.T) {
 	for seed := range uint64(3) {
 		f := rejoinRun(t, seed, newNetsvc, sim.Faults{})
 		t.Logf("netsvc seed %d: snapshot %d bytes, transfer %v, restart → protected %v (simulated time)", seed, f.snapshot, f.transfer, f.protect)
+	}
+}
+
+// TestRejoinIdleGuest: the workload is over before the primary crashes, so
+// the promoted backup's guest idles with no timer armed. It must still say
+// hello (a fresh channel's first hello is due at once: its deadline used to
+// be 0, "no timer", and the live box was never stepped again), so that the
+// restarted A can rejoin.
+func TestRejoinIdleGuest(t *testing.T) {
+	for seed := range uint64(5) {
+		c := newIncr(20)
+		w, err := sim.New(sim.Options{Seed: seed, NewMachine: newCounterVM, Client: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !w.RunUntil(time.Second, c.Done) {
+			t.Fatalf("seed %d: workload not done", seed)
+		}
+		w.Run(w.Now + 20*time.Millisecond)
+		w.Crash(0)
+		if !w.RunUntil(w.Now+time.Second, func() bool { return w.B.Role() == ftcore.RoleUnprotected }) {
+			t.Fatalf("seed %d: B did not go live: %v", seed, w.B.Role())
+		}
+		if w.B.Deadline() == 0 {
+			t.Errorf("seed %d: the live B has nothing scheduled: it will never say hello", seed)
+		}
+		w.Run(w.Now + 30*time.Millisecond)
+		if err := w.Restart(0); err != nil {
+			t.Fatal(err)
+		}
+		a := w.Node(0)
+		if !w.RunUntil(w.Now+time.Second, func() bool {
+			return a.Role() == ftcore.RoleBackup && !a.Status().Syncing && w.B.Role() == ftcore.RolePrimary
+		}) {
+			t.Fatalf("seed %d: A did not rejoin the idle B: A %v syncing %v, B %v", seed, a.Role(), a.Status().Syncing, w.B.Role())
+		}
+		if _, err := w.Verify(); err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
 	}
 }

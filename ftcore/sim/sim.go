@@ -68,7 +68,27 @@ type Options struct {
 	RecvBuffer int           // frames a paused box's sockets keep (the rest is dropped), default 512
 	ArbiterRTT time.Duration // round trip to the arbiter, default 200 µs
 	LogFirst   bool          // the box loop writes Outbox.Log before Outbox.LAN (default: LAN first)
+	Arbiter    ArbiterFaults // faults of the arbiter and the path to it (changeable while running: World.ArbiterFaults)
 	Capture    io.Writer     // if set, a pcapng of every link is written here (call Close)
+}
+
+// ArbiterFaults of the arbiter and the path to it. Probabilities are per
+// request.
+type ArbiterFaults struct {
+	LossReq   float64       // the request never reaches the arbiter (no answer: the box retries)
+	LossReply float64       // the test-and-set happens but its answer is lost
+	Slow      time.Duration // each answer comes up to this much later (uniform), besides ArbiterRTT
+	Down      bool          // the arbiter is down: a request gets no answer, or (half the time) an error
+}
+
+// ErrArbiterDown is the error a box is told when it asks a down arbiter.
+var ErrArbiterDown = fmt.Errorf("sim: arbiter unreachable")
+
+// Grant is one epoch the arbiter granted, with when.
+type Grant struct {
+	At    time.Duration
+	Epoch uint64
+	Who   string
 }
 
 // Box is one side of the pair as the simulation sees it.
@@ -122,6 +142,8 @@ type Counts struct {
 	ICountCrashes           uint64 // crashes at an exact instruction count inside a Step
 	PauseOverflow           uint64 // frames dropped from a paused box's full socket buffer
 	ArbiterCalls, ArbiterOK uint64
+	ArbiterLost, ArbiterErr uint64 // requests or answers lost; errors answered by a down arbiter
+	Yields                  uint64 // fresh primaries that yielded to a live one and rejoined as its backup
 }
 
 type action struct {
@@ -150,7 +172,13 @@ type World struct {
 	recent    [2][][]byte // genuine frames each box authenticated lately (replay material)
 	capture   *capture
 
+	arb    ArbiterFaults
+	watch  []watcher
+	cores  []node   // every core ever run, in start order (a restart adds one)
+	probes []*Probe // every probe ever run, likewise
+
 	Releases []Release
+	Grants   []Grant // what the arbiter granted, in order, with when
 	Events   []ftcore.Event
 	Errors   []string // unexpected errors returned by the boxes, or invariant breaches seen on the way
 	Counts   Counts
@@ -185,7 +213,7 @@ func New(o Options) (*World, error) {
 	if o.RecvBuffer == 0 {
 		o.RecvBuffer = 512
 	}
-	w := &World{opts: o, rng: rand.New(rand.NewPCG(o.Seed, 0x5eed)), Arbiter: &ftcore.MemArbiter{}}
+	w := &World{opts: o, rng: rand.New(rand.NewPCG(o.Seed, 0x5eed)), Arbiter: &ftcore.MemArbiter{}, arb: o.Arbiter}
 	w.links = [NumLinks]Faults{LogAB: o.LogPB, LogBA: o.LogBP, PathAB: o.PathPB, PathBA: o.PathBP, CliA: o.LAN, CliB: o.LAN, ACli: o.LAN, BCli: o.LAN}
 	psk := sha256.Sum256(fmt.Appendf(nil, "sim psk %d", o.Seed))
 	for i, name := range []string{"A", "B"} {
@@ -212,6 +240,8 @@ func New(o Options) (*World, error) {
 			return nil, fmt.Errorf("sim: %w", err)
 		}
 		w.Boxes[i] = b
+		w.cores = append(w.cores, b.node)
+		w.probes = append(w.probes, b.Probe)
 	}
 	if o.Capture != nil {
 		c, err := newCapture(o.Capture)
@@ -281,19 +311,28 @@ type flushCrash struct{ kind FlushKind }
 // (and whatever the box loop writes before them) gets out, the rest is lost.
 func (w *World) CrashMidFlush(i int, k FlushKind) { w.Boxes[i].flush = &flushCrash{k} }
 
-// Restart starts box i again as a fresh process (a fresh guest machine, a
+// Restart starts box i again as a fresh process (it fails while the
+// arbiter is down: a starting box asks it first) (a fresh guest machine, a
 // fresh core), whether it died or not: it asks the arbiter for the current
 // epoch and takes the role ftcore.StartRole gives (a joining backup if the
 // peer holds the latest grant). Its frames in flight are lost. The world's
 // P and B keep naming the original cores; the box's node is in Node.
 func (w *World) Restart(i int) error {
+	if w.arb.Down {
+		return fmt.Errorf("sim: restart %s: %w", w.Boxes[i].Name, ErrArbiterDown) // a starting box asks the arbiter first
+	}
+	latest, holder, _ := w.Arbiter.Current()
+	role, epoch, join := ftcore.StartRole(w.Boxes[i].Name, i == 0, latest, holder)
+	return w.start(i, role, epoch, join)
+}
+
+// start runs box i as a fresh process in the role given.
+func (w *World) start(i int, role ftcore.Role, epoch uint64, join bool) error {
 	b := w.Boxes[i]
 	m, err := w.opts.NewMachine()
 	if err != nil {
 		return fmt.Errorf("sim: restart %s: %w", b.Name, err)
 	}
-	latest, holder, _ := w.Arbiter.Current()
-	role, epoch, join := ftcore.StartRole(b.Name, i == 0, latest, holder)
 	c := w.opts.Config
 	c.Name, c.Endpoint, c.Epoch, c.Join = b.Name, b.Endpoint, epoch, join
 	c.Rand = seededReader{rand.New(rand.NewPCG(w.rng.Uint64(), w.rng.Uint64()))}
@@ -308,8 +347,22 @@ func (w *World) Restart(i int) error {
 		return fmt.Errorf("sim: restart %s: %w", b.Name, err)
 	}
 	*b = Box{Name: b.Name, Index: i, Probe: probe, Endpoint: b.Endpoint, node: n, joined: role == ftcore.RoleBackup, Restarts: b.Restarts + 1}
+	w.cores = append(w.cores, n)
+	w.probes = append(w.probes, probe)
 	return nil
 }
+
+// ArbiterFaults gives access to the arbiter's faults while running.
+func (w *World) ArbiterFaults() *ArbiterFaults { return &w.arb }
+
+type watcher struct {
+	cond func() bool
+	fn   func()
+}
+
+// When runs fn once, right after the first world step at whose end cond
+// holds (checked after every step: boxes handled their frames and ran).
+func (w *World) When(cond func() bool, fn func()) { w.watch = append(w.watch, watcher{cond, fn}) }
 
 // Node returns box i's current core (a *ftcore.Primary or *ftcore.Backup).
 func (w *World) Node(i int) interface {
@@ -422,6 +475,13 @@ func (w *World) step() {
 	for _, b := range w.Boxes {
 		w.stepBox(b)
 	}
+	for i := 0; i < len(w.watch); i++ {
+		if x := w.watch[i]; x.cond() {
+			w.watch = slices.Delete(w.watch, i, i+1)
+			i--
+			x.fn()
+		}
+	}
 	for {
 		f, ok := w.clientIn.pop(now)
 		if !ok {
@@ -503,7 +563,7 @@ func (w *World) guard(b *Box, fn func()) (alive bool) {
 func (w *World) deliver(b *Box, f frame) {
 	now := w.Now
 	if f.arb != nil {
-		_ = b.node.OnArbiterReply(now, f.arb.epoch, f.arb.won, nil)
+		_ = b.node.OnArbiterReply(now, f.arb.epoch, f.arb.won, f.arb.err)
 		return
 	}
 	w.capture.packet(f)
@@ -537,6 +597,7 @@ func (w *World) deliver(b *Box, f frame) {
 type arbReply struct {
 	epoch uint64
 	won   bool
+	err   error
 }
 
 // drain writes box b's outbox, in the box loop's order, unless it is armed
@@ -601,19 +662,64 @@ func (w *World) drain(b *Box) {
 	}
 	for _, r := range ob.Arbiter {
 		w.Counts.ArbiterCalls++
-		// The test-and-set happens when the request reaches the arbiter;
-		// the answer comes back half a round trip later.
-		r := r
-		w.At(w.Now+w.opts.ArbiterRTT/2, func() {
+		w.askArbiter(b, r)
+	}
+	w.Events = append(w.Events, ob.Events...)
+	for _, e := range ob.Events {
+		if e.Kind == ftcore.EventYield {
+			// As the box loop does: a fresh primary that heard a live
+			// one of a later epoch rejoins as its backup, a fresh process.
+			if err := w.start(b.Index, ftcore.RoleBackup, e.Epoch, true); err != nil {
+				w.Errors = append(w.Errors, err.Error())
+			}
+			w.Counts.Yields++
+			break
+		}
+	}
+}
+
+// askArbiter carries one test-and-set request to the arbiter and its answer
+// back, through the arbiter's faults. The test-and-set happens when the
+// request reaches the arbiter (half a round trip); the answer comes back
+// half a round trip later, plus the arbiter's slowness.
+func (w *World) askArbiter(b *Box, r ftcore.ArbiterRequest) {
+	f := w.arb
+	if w.rng.Float64() < f.LossReq {
+		w.Counts.ArbiterLost++
+		return
+	}
+	w.At(w.Now+w.opts.ArbiterRTT/2, func() {
+		f := w.arb // as it is when the request arrives
+		reply := &arbReply{epoch: r.Epoch}
+		if f.Down {
+			if w.rng.IntN(2) == 0 {
+				w.Counts.ArbiterLost++
+				return
+			}
+			w.Counts.ArbiterErr++
+			reply.err = ErrArbiterDown
+		} else {
+			n := len(w.Arbiter.Grants())
 			won, _ := w.Arbiter.TestAndSet(r.Epoch, r.Who)
+			if len(w.Arbiter.Grants()) != n {
+				w.Grants = append(w.Grants, Grant{At: w.Now, Epoch: r.Epoch, Who: r.Who})
+			}
 			if won {
 				w.Counts.ArbiterOK++
 			}
-			w.seq++
-			b.in.push(frame{at: w.Now + w.opts.ArbiterRTT/2, seq: w.seq, link: -1, arb: &arbReply{r.Epoch, won}})
-		})
-	}
-	w.Events = append(w.Events, ob.Events...)
+			reply.won = won
+			if w.rng.Float64() < f.LossReply {
+				w.Counts.ArbiterLost++
+				return
+			}
+		}
+		at := w.Now + w.opts.ArbiterRTT/2
+		if f.Slow > 0 {
+			at += time.Duration(w.rng.Int64N(int64(f.Slow) + 1))
+		}
+		w.seq++
+		b.in.push(frame{at: at, seq: w.seq, link: -1, arb: reply})
+	})
 }
 
 // release records one output put on the LAN, numbered in the guest's output

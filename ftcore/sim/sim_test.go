@@ -69,6 +69,13 @@ type plan struct {
 	logFirst   bool
 	log, lan   sim.Faults
 	forge      float64
+	// arb is the arbiter's fault: "" (none), "arb-lossy" (requests and
+	// answers lost), "arb-slow" (answers up to several Timeouts late),
+	// "arb-down" (down from the fault for arbDur, then back).
+	arb    string
+	arbDur time.Duration
+	// delay draws the second fault of a double fault (0..1 of its range).
+	delay float64
 }
 
 var faultKinds = []string{
@@ -77,7 +84,15 @@ var faultKinds = []string{
 	"crash-backup-icount", "crash-backup",
 	"pause-primary-short", "pause-primary-long", "pause-backup-short", "pause-backup-long",
 	"cut-log-short", "cut-log-long", "cut-log-oneway", "cut-lanpath", "partition",
+	// Double faults: the primary crashes, then the backup while GOING_LIVE,
+	// or the new primary shortly after go-live (before A is back), or the
+	// new primary while it sends its state to the restarted A.
+	"crash-primary-then-going-live", "crash-primary-then-new-primary", "crash-primary-during-transfer",
+	// A crashed box restarted fresh after dur: it rejoins by state transfer.
+	"restart-primary", "restart-backup",
 }
+
+var arbKinds = []string{"", "", "arb-lossy", "arb-slow", "arb-down"}
 
 func planFor(seed int64) plan {
 	r := rand.New(rand.NewPCG(uint64(seed), 0xfa175))
@@ -91,6 +106,9 @@ func planFor(seed int64) plan {
 	if r.IntN(2) == 0 {
 		p.forge = 0.5
 	}
+	p.arb = arbKinds[r.IntN(len(arbKinds))]
+	p.arbDur = time.Duration(50+r.IntN(350)) * time.Millisecond
+	p.delay = r.Float64()
 	switch {
 	case strings.HasSuffix(p.fault, "-short"):
 		p.dur = time.Duration(10+r.IntN(40)) * time.Millisecond // well below the 90 ms timeout
@@ -101,8 +119,15 @@ func planFor(seed int64) plan {
 }
 
 func (p plan) String() string {
-	return fmt.Sprintf("%s at %v for %v, second path %v, log-first %v, log %+v, lan %+v, forge %v/ms",
-		p.fault, p.at, p.dur, p.secondPath, p.logFirst, p.log, p.lan, p.forge)
+	arb := "arbiter ok"
+	if p.arb != "" {
+		arb = p.arb
+		if p.arb == "arb-down" {
+			arb += fmt.Sprintf(" for %v", p.arbDur)
+		}
+	}
+	return fmt.Sprintf("%s at %v for %v (delay %.2f), %s, second path %v, log-first %v, log %+v, lan %+v, forge %v/ms",
+		p.fault, p.at, p.dur, p.delay, arb, p.secondPath, p.logFirst, p.log, p.lan, p.forge)
 }
 
 // result of one seed.
@@ -117,6 +142,11 @@ type result struct {
 	// Before first contact failure detection does not run (ftcore's
 	// ConnectTimeout), so a fault then leads to no failover.
 	connected bool
+	// second: the second fault of a double fault fired ("" none), and
+	// what it found: syncing — the restarted A had no complete state yet.
+	second   string
+	secondAt time.Duration
+	syncing  bool
 }
 
 const requests = 300
@@ -186,10 +216,39 @@ func runPlan(p plan, newMachine func() (ftcore.Machine, error), capture io.Write
 			cut(sim.PathAB, sim.PathBA)
 		case "partition":
 			cut(sim.LogAB, sim.LogBA, sim.PathAB, sim.PathBA)
+		case "crash-primary-then-going-live", "crash-primary-then-new-primary", "crash-primary-during-transfer", "restart-primary":
+			res.crash(0, rnd)
+		case "restart-backup":
+			res.crash(1, rnd)
 		}
 	})
-	w.RunUntil(heal+2*time.Second, func() bool { return w.Now >= heal && c.Done() })
-	w.Run(w.Now + 300*time.Millisecond) // let stragglers time out: a resumed old primary halts, an abandoned backup too
+	res.second2(heal)
+	// (arbiter faults are set up below; heal is the network's)
+	switch p.arb {
+	case "arb-lossy":
+		*w.ArbiterFaults() = sim.ArbiterFaults{LossReq: 0.3, LossReply: 0.3}
+	case "arb-slow":
+		*w.ArbiterFaults() = sim.ArbiterFaults{Slow: 270 * time.Millisecond} // 3× the default Timeout
+	case "arb-down":
+		w.At(p.at, func() { w.ArbiterFaults().Down = true })
+		w.At(p.at+p.arbDur, func() { w.ArbiterFaults().Down = false })
+	}
+	end := heal // the faults are over, except a double fault's second and a down arbiter
+	if p.arb == "arb-down" {
+		end = max(end, p.at+p.arbDur)
+	}
+	w.RunUntil(end+2*time.Second, func() bool { return w.Now >= end && c.Done() && res.settled() })
+	straggle := 300 * time.Millisecond
+	if p.arb != "" {
+		straggle = time.Second // a resumed old primary's claim may wait for a slow arbiter
+	}
+	w.Run(w.Now + straggle) // let stragglers time out: a resumed old primary halts, an abandoned backup too
+	for _, b := range w.Boxes {
+		if b.Dead && w.Now < b.DiedAt+time.Second {
+			w.Run(b.DiedAt + time.Second) // a late crash (an armed one fires when it can): let the failover happen
+		}
+	}
+
 	for _, b := range w.Boxes {
 		if b.Dead {
 			res.fired, res.crashAt = true, b.DiedAt
@@ -199,25 +258,173 @@ func runPlan(p plan, newMachine func() (ftcore.Machine, error), capture io.Write
 	if err != nil {
 		return res, err
 	}
-	if err := c.Check(); err != nil {
+	if res.nobody() {
+		// Nobody serves: the client's history must still be consistent,
+		// though not every request was answered.
+		if err := c.CheckSafe(); err != nil {
+			return res, err
+		}
+	} else if err := c.Check(); err != nil {
 		return res, err
 	}
 	return res, res.outcome()
+}
+
+// crash kills box i at the fault: between steps, or inside a Step at an
+// instruction count a little ahead.
+func (r *result) crash(i int, rnd *rand.Rand) {
+	if rnd.IntN(2) == 0 {
+		r.w.Crash(i)
+		return
+	}
+	r.w.CrashAtICount(i, r.w.Boxes[i].Probe.ICount()+1+rnd.Uint64N(50_000))
+}
+
+func serving(n interface{ Role() ftcore.Role }) bool {
+	return n.Role() == ftcore.RolePrimary || n.Role() == ftcore.RoleUnprotected
+}
+
+// second2 arms the second fault of the plan: the double faults' crash of
+// B, and the restarts.
+func (r *result) second2(heal time.Duration) {
+	w, p := r.w, r.plan
+	a, b := w.Boxes[0], w.Boxes[1]
+	switch p.fault {
+	case "crash-primary-then-going-live":
+		// B dies in GOING_LIVE: at once (between steps), or inside its
+		// replay to the end of the log, a few instructions on.
+		w.When(func() bool { return a.Dead && !b.Dead && w.B.Role() == ftcore.RoleGoingLive }, func() {
+			r.second, r.secondAt = "going-live", w.Now
+			if p.delay < 0.5 {
+				w.Crash(1)
+				return
+			}
+			w.CrashAtICount(1, b.Probe.ICount()+1+uint64(p.delay*2000))
+		})
+	case "crash-primary-then-new-primary":
+		// B dies up to 20 ms after it went live, before A is back.
+		w.When(func() bool { return a.Dead && !b.Dead && w.B.Role() == ftcore.RoleUnprotected }, func() {
+			r.second, r.secondAt = "new-primary", w.Now
+			w.At(w.Now+time.Duration(p.delay*float64(20*time.Millisecond)), func() { w.Crash(1) })
+		})
+	case "crash-primary-during-transfer":
+		// A is restarted dur after B went live; B dies within the state
+		// transfer (or just after it).
+		w.When(func() bool { return a.Dead && !b.Dead && w.B.Role() == ftcore.RoleUnprotected }, func() {
+			var restart func()
+			restart = func() {
+				if err := w.Restart(0); err != nil {
+					w.At(w.Now+10*time.Millisecond, restart)
+					return
+				}
+				w.When(func() bool { return w.B.Status().Syncing && w.Node(0).Status().Syncing }, func() {
+					w.At(w.Now+time.Duration(p.delay*float64(3*time.Millisecond)), func() {
+						// B has not logged InSync yet: A cannot have a
+						// complete state and must never go live.
+						r.second, r.secondAt = "transfer", w.Now
+						r.syncing = w.B.Role() != ftcore.RolePrimary // inSync logs the mark and makes it PRIMARY
+						w.Crash(1)
+					})
+				})
+			}
+			w.At(w.Now+p.dur/4, restart)
+		})
+	case "restart-primary", "restart-backup":
+		i := 0
+		if p.fault == "restart-backup" {
+			i = 1
+		}
+		var restart func()
+		restart = func() {
+			w.Crash(i) // if the armed crash was not reached yet
+			if err := w.Restart(i); err != nil {
+				w.At(w.Now+10*time.Millisecond, restart) // the arbiter is down: ask again
+				return
+			}
+			r.second = "restart"
+		}
+		w.At(heal, restart)
+	}
+}
+
+// nobody: the faults left no box that can serve (both crashed, or the
+// survivor has no complete state).
+func (r *result) nobody() bool {
+	switch r.second {
+	case "going-live", "new-primary":
+		return true
+	case "transfer":
+		// A had no complete state, or never got the InSync mark B logged
+		// just before dying: it must wait, and nobody serves.
+		return r.syncing || !serving(r.w.Node(0)) || r.w.Boxes[0].Dead
+	}
+	return false
+}
+
+// settled: a restarted box has rejoined (the pair is protected again), or
+// there is no restart.
+func (r *result) settled() bool {
+	switch r.plan.fault {
+	case "crash-primary-then-going-live", "crash-primary-then-new-primary", "crash-primary-during-transfer":
+		// Wait for the second fault (if the first led to a go-live) and
+		// then long enough for a slow arbiter's answer.
+		if r.second == "" {
+			return r.w.Now > r.plan.at+time.Second
+		}
+		return r.w.Now > r.secondAt+time.Second
+	}
+	for _, b := range r.w.Boxes {
+		if b.Dead && r.w.Now < b.DiedAt+time.Second {
+			return false // a failover (with a slow or down arbiter) takes time
+		}
+	}
+	if r.second != "restart" || !r.connected {
+		return true
+	}
+	a, b := r.w.Node(0).Status(), r.w.Node(1).Status()
+	return !a.Syncing && !b.Syncing && (a.Role == ftcore.RoleBackup || b.Role == ftcore.RoleBackup)
 }
 
 // outcome checks the roles the fault must have led to (DESIGN.md, and the
 // second-path rule in ftcore's package documentation).
 func (r *result) outcome() error {
 	w, p := r.w, r.plan
-	role := [2]ftcore.Role{w.P.Role(), w.B.Role()}
-	serving := 0
+	role := [2]ftcore.Role{w.Node(0).Role(), w.Node(1).Role()}
+	nserving := 0
 	for i, b := range w.Boxes {
-		if !b.Dead && (role[i] == ftcore.RolePrimary || role[i] == ftcore.RoleUnprotected) {
-			serving++
+		if !b.Dead && serving(w.Node(i)) {
+			nserving++
 		}
 	}
-	if serving != 1 {
-		return fmt.Errorf("%d boxes serve at the end (A %v dead %v, B %v dead %v)", serving, role[0], w.Boxes[0].Dead, role[1], w.Boxes[1].Dead)
+	wantServing := 1
+	if r.nobody() {
+		wantServing = 0
+	}
+	if nserving != wantServing {
+		return fmt.Errorf("%d boxes serve at the end, want %d (A %v dead %v, B %v dead %v; second fault %q, A syncing %v)",
+			nserving, wantServing, role[0], w.Boxes[0].Dead, role[1], w.Boxes[1].Dead, r.second, r.syncing)
+	}
+	switch {
+	case r.nobody():
+		// Nothing is released after B's death (A is dead, or has no
+		// complete state and must not go live).
+		for _, x := range w.Releases {
+			if x.At > w.Boxes[1].DiedAt {
+				return fmt.Errorf("output %d released by %s at %v, after B died at %v", x.Num, w.Boxes[x.Box].Name, x.At, w.Boxes[1].DiedAt)
+			}
+		}
+		if r.second == "transfer" && r.syncing && role[0] != ftcore.RoleBackup {
+			return fmt.Errorf("the restarted A, whose state transfer did not complete, is %v", role[0])
+		}
+		return nil
+	case r.second == "restart":
+		if !r.connected {
+			return nil
+		}
+		if p.fault == "restart-primary" {
+			return want2(role, ftcore.RoleBackup, ftcore.RolePrimary, w)
+		}
+		return want2(role, ftcore.RolePrimary, ftcore.RoleBackup, w)
 	}
 	if !r.connected {
 		return nil // the fault came before first contact: no failure detection yet
@@ -241,19 +448,36 @@ func (r *result) outcome() error {
 			return want(ftcore.RolePrimary, ftcore.RoleBackup)
 		}
 		return want(ftcore.RoleUnprotected, ftcore.RoleBackup)
-	case "pause-primary-long":
-		return want(ftcore.RoleHalted, ftcore.RoleUnprotected)
-	case "pause-backup-long":
+	case "pause-primary-long", "pause-backup-long":
+		if p.arb != "" && (role == [2]ftcore.Role{ftcore.RoleHalted, ftcore.RoleUnprotected} || role == [2]ftcore.Role{ftcore.RoleUnprotected, ftcore.RoleHalted}) {
+			// The paused box resumed while the other's claim was still
+			// unanswered (arbiter down, slow, or the claim lost): both
+			// claim, and the arbiter's first grant decides.
+			return nil
+		}
+		if p.fault == "pause-primary-long" {
+			return want(ftcore.RoleHalted, ftcore.RoleUnprotected)
+		}
 		return want(ftcore.RoleUnprotected, ftcore.RoleHalted)
 	case "cut-log-long", "cut-log-oneway":
 		// The primary is heard on the LAN: it keeps the service, no failover.
 		// A one-way cut of the acks is detected after Timeout; of the log
 		// after 2×Timeout: a short one may heal first.
-		if p.secondPath && (p.fault == "cut-log-long" || role != [2]ftcore.Role{ftcore.RolePrimary, ftcore.RoleBackup}) {
+		// With the arbiter unavailable the claiming primary falls silent
+		// (it sends no heartbeats while it claims), so the backup claims
+		// too and either may win.
+		if p.secondPath && p.arb == "" && (p.fault == "cut-log-long" || role != [2]ftcore.Role{ftcore.RolePrimary, ftcore.RoleBackup}) {
 			return want(ftcore.RoleUnprotected, ftcore.RoleHalted)
 		}
 	}
 	return nil // partition, or a cut log link without a second path: either side may win
+}
+
+func want2(role [2]ftcore.Role, a, b ftcore.Role, w *sim.World) error {
+	if role != [2]ftcore.Role{a, b} || w.Node(0).Status().Syncing || w.Node(1).Status().Syncing {
+		return fmt.Errorf("roles A %v B %v (syncing %v %v), want %v %v, protected again", role[0], role[1], w.Node(0).Status().Syncing, w.Node(1).Status().Syncing, a, b)
+	}
+	return nil
 }
 
 func seeds(def int) []int64 {
@@ -362,6 +586,8 @@ func sweepTest(t *testing.T, name string, factor int, newMachine func() (ftcore.
 	}
 	start := time.Now()
 	kinds := map[string]int{}
+	seconds := map[string]int{} // second faults fired (double faults, restarts), and how transfers ended
+	arbs := map[string]int{}
 	var c sim.Counts
 	var maxDup uint64
 	var maxAge time.Duration
@@ -371,7 +597,22 @@ func sweepTest(t *testing.T, name string, factor int, newMachine func() (ftcore.
 			worst = r.plan
 		}
 		kinds[r.plan.fault]++
+		arbs[r.plan.arb]++
+		if r.second != "" {
+			k := r.second
+			if k == "transfer" {
+				k += map[bool]string{true: "-incomplete", false: "-complete"}[r.syncing]
+				if r.syncing == false && r.w.Node(0).Role() == ftcore.RoleUnprotected {
+					k += "-took-over"
+				}
+			}
+			seconds[k]++
+		}
 		k := r.w.Counts
+		c.ArbiterCalls += k.ArbiterCalls
+		c.ArbiterLost += k.ArbiterLost
+		c.ArbiterErr += k.ArbiterErr
+		c.Yields += k.Yields
 		c.Forged += k.Forged
 		c.ForgedRefused += k.ForgedRefused
 		c.MidRelease += k.MidRelease
@@ -382,6 +623,8 @@ func sweepTest(t *testing.T, name string, factor int, newMachine func() (ftcore.
 		maxAge = max(maxAge, r.rep.DupAge)
 	})
 	t.Logf("%s: %d seeds in %v; faults %v", name, len(ss), time.Since(start).Round(time.Millisecond), kinds)
+	t.Logf("%s: second faults %v; arbiter faults %v: %d requests, %d requests or answers lost, %d errors; %d yields",
+		name, seconds, arbs, c.ArbiterCalls, c.ArbiterLost, c.ArbiterErr, c.Yields)
 	t.Logf("%s: crashes inside Step at an icount %d, mid-release %d, mid-batch %d; forged frames %d (refused %d); paused-socket overflow %d",
 		name, c.ICountCrashes, c.MidRelease, c.MidBatch, c.Forged, c.ForgedRefused, c.PauseOverflow)
 	t.Logf("%s: largest duplicate window %d outputs (seed %d: %s); oldest duplicated output released %v before the backup declared the primary failed",
