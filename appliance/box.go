@@ -105,7 +105,8 @@ type BoxOptions struct {
 	// arbiter, claims the next epoch: a cold start alone, or HALTED if the
 	// peer already holds it); ftcore.Config.ConnectTimeout. A joining
 	// backup (the peer holds the latest grant) waits forever. 0 means
-	// DefaultConnectTimeout; negative waits forever.
+	// DefaultConnectTimeout (forever); positive is the operator's explicit
+	// consent to start one box alone.
 	ConnectTimeout time.Duration
 	// Announce overrides AnnounceSchedule.
 	Announce []time.Duration
@@ -115,8 +116,15 @@ type BoxOptions struct {
 	Notify func(state string) error
 }
 
-// DefaultConnectTimeout is BoxOptions.ConnectTimeout's default.
-const DefaultConnectTimeout = 10 * time.Second
+// DefaultConnectTimeout is BoxOptions.ConnectTimeout's default: wait for the
+// peer forever. A freshly started box holds no guest state; if it went on
+// alone after a timeout it could race a peer that is going live with the
+// real state (say the arbiter was unreachable meanwhile) for the same epoch,
+// and a win would throw that state away. A pair that forms from two fresh
+// boxes loses nothing, and a fresh box next to a live peer joins it, so
+// waiting costs only the single-box cold start, which takes an operator's
+// --connect-timeout.
+const DefaultConnectTimeout time.Duration = -1
 
 // Box is one ftbox appliance: the guest machine and the ftcore state driven
 // by one owner goroutine (Run), the TAP with its gate, and the logging link.

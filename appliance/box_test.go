@@ -349,3 +349,43 @@ func TestBoxPipesNoArbiter(t *testing.T) {
 	}
 	t.Log("\n" + statusText(s))
 }
+
+// TestColdStartWaitsForPeer: by default a box that has never heard its peer
+// does not go on alone (its fresh guest could otherwise win an epoch from a
+// peer holding the real state); it waits, says so, and claims nothing.
+func TestColdStartWaitsForPeer(t *testing.T) {
+	img, err := guests.Image("netsvc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(t.TempDir(), "pair.key")
+	if err := GenerateKey(key); err != nil {
+		t.Fatal(err)
+	}
+	logA, _ := tap.Pipe(64) // the peer's end is never served
+	tapA, _ := tap.Pipe(64)
+	arb := &ftcore.MemArbiter{}
+	g := &fakeGate{}
+	b, err := NewBox(testConfig(t, "A", "primary", "02:00:00:00:00:0b", key), BoxOptions{
+		Image: img, Arbiter: CoreArbiter{arb}, TAP: gatedPort{tapA, g}, LogPort: logA,
+		LogMAC: net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, Gate: g, Notify: func(string) error { return nil }, Log: testLog(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go b.Run(context.Background())
+	t.Cleanup(func() { b.Close() })
+	// Well past the heartbeat timeout (and the old 10 s default would not
+	// matter here: the point is that nothing ever claims).
+	time.Sleep(500 * time.Millisecond)
+	s := waitStatus(t, b, "syncing", func(s *Status) bool { return s.Protection == Syncing })
+	if len(s.Problems) == 0 || !strings.Contains(s.Problems[0], "waiting forever") {
+		t.Fatalf("problems %q", s.Problems)
+	}
+	g.mu.Lock()
+	pass := g.pass
+	g.mu.Unlock()
+	if s.Arbiter.Requests != 0 || pass {
+		t.Fatalf("a cold-started box claimed (%d arbiter requests) or opened its gate (%v)", s.Arbiter.Requests, pass)
+	}
+}

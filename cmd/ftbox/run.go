@@ -117,7 +117,8 @@ func runCmd() *cobra.Command {
 	cmd.Flags().Uint64Var(&epoch, "epoch", 0, "override: start in this epoch in the configured role (both boxes must agree; above every epoch the arbiter granted). "+
 		"Default: ask the arbiter for the current epoch; a box whose peer holds it joins as backup by state transfer")
 	cmd.Flags().DurationVar(&connectTimeout, "connect-timeout", appliance.DefaultConnectTimeout,
-		"how long to wait for a peer never heard before failure detection (and an arbiter claim) starts; negative: forever")
+		"start alone if the peer is not heard within this time (a cold start of one box: only when the peer holds no newer state); "+
+			"default: wait for the peer forever")
 	cmd.Flags().BoolVar(&debug, "debug", false, "debug logging")
 	cmd.Flags().BoolVar(&console, "console", false, "copy the guest's UART to stdout")
 	return cmd
