@@ -20,6 +20,7 @@ import (
 func arbiterCmd() *cobra.Command {
 	var (
 		listen, state string
+		metricsAddr   string
 		keyFiles      []string
 		maxSkew       time.Duration
 	)
@@ -52,6 +53,13 @@ func arbiterCmd() *cobra.Command {
 				return err
 			}
 			defer srv.Close()
+			if metricsAddr != "" {
+				ms, err := serveCollector(metricsAddr, appliance.NewArbiterCollector(srv))
+				if err != nil {
+					return err
+				}
+				defer ms.Close()
+			}
 			pc, err := net.ListenPacket("udp", listen)
 			if err != nil {
 				return fmt.Errorf("arbiter: listen %s: %w", listen, err)
@@ -85,6 +93,7 @@ func arbiterCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&listen, "listen", "", "UDP address to listen on (host:port)")
 	c.Flags().StringVar(&state, "state", "", "state file (created on the first grant; its directory must be writable)")
+	c.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics (ftbox_arbiter_*) on this address, e.g. :9478")
 	c.Flags().StringArrayVar(&keyFiles, "key", nil, "a pair's key file (ftbox keygen); repeat for several pairs")
 	c.Flags().DurationVar(&maxSkew, "max-skew", appliance.DefaultArbiterMaxSkew, "largest accepted difference between a request's clock and ours (clients correct theirs automatically)")
 	c.AddCommand(arbiterClaimCmd(), arbiterShowCmd())

@@ -125,12 +125,17 @@ func runCmd() *cobra.Command {
 }
 
 func serveMetrics(addr string, box *appliance.Box) (*http.Server, error) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(appliance.NewCollector(func() (*appliance.Status, error) {
+	return serveCollector(addr, appliance.NewCollector(func() (*appliance.Status, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		return box.Status(ctx)
 	}))
+}
+
+// serveCollector serves one collector's metrics on addr at /metrics.
+func serveCollector(addr string, c prometheus.Collector) (*http.Server, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	l, err := net.Listen("tcp", addr)
