@@ -43,8 +43,11 @@ type Backup struct {
 	claimEpoch uint64
 	claimAt    time.Duration
 	claimWon   bool
-	pendingLAN [][]byte
-	live       *Primary
+	// primaryClaim: when the primary was first heard claiming the next
+	// epoch (its frames carry an epoch above ours; 0: not heard so).
+	primaryClaim time.Duration
+	pendingLAN   [][]byte
+	live         *Primary
 
 	// State transfer (see the package documentation, "Rejoining").
 	mustSync bool   // may not go live: no InSync mark (or cold log) received since the last sync started
@@ -78,6 +81,7 @@ func NewBackup(cfg Config, m Machine) (*Backup, error) {
 func (b *Backup) abortSync(now time.Duration) {
 	b.st.SyncAborts++
 	b.ch = newChannel(&b.cfg, &b.st, logwire.RoleBackup, b.epoch)
+	b.primaryClaim = 0
 	b.log, b.next, b.primaryIC = nil, 0, 0
 	b.snap, b.snapDone, b.started2, b.snapSeen = nil, false, false, false
 	b.mustSync = true
@@ -263,6 +267,11 @@ func (b *Backup) onFrame(now time.Duration, frame []byte, second bool) error {
 	if b.ch.epoch > b.epoch {
 		b.epoch = b.ch.epoch // a primary of a later epoch took us on
 	}
+	if b.ch.peerEpoch > b.epoch && b.primaryClaim == 0 {
+		// The primary gave up on us and claims the next epoch: alive,
+		// but not serving (see failAt).
+		b.primaryClaim = max(now, 1)
+	}
 	if serr := b.onStream(now, stream); serr != nil {
 		b.diverge(now, b.m.ICount(), [32]byte{}, [32]byte{})
 		return fmt.Errorf("backup: %w", serr)
@@ -306,10 +315,21 @@ func (b *Backup) OnArbiterReply(now time.Duration, epoch uint64, won bool, err e
 // one, ConnectTimeout after the start (0: never, with a negative
 // ConnectTimeout or for a joiner, which must never claim an epoch for a
 // peer it never heard).
+//
+// A primary heard claiming the next epoch (it lost us and waits for the
+// arbiter; it goes on sending heartbeats meanwhile) is alive: it will serve
+// once it won, and falls silent then. But it serves nothing while it
+// waits, so it counts as alive for at most ClaimGrace from the first such
+// frame: one that cannot reach the arbiter must not keep us from claiming
+// (and the guest from being served by us, if we can reach it).
 func (b *Backup) failAt() time.Duration {
 	switch {
 	case b.ch.heard:
-		return b.ch.lastRx + b.cfg.Timeout
+		d := b.ch.lastRx + b.cfg.Timeout
+		if b.primaryClaim != 0 && b.cfg.ClaimGrace > 0 {
+			d = min(d, b.primaryClaim+b.cfg.ClaimGrace)
+		}
+		return d
 	case b.cfg.ConnectTimeout < 0 || b.mustSync:
 		return 0
 	}

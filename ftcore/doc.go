@@ -74,9 +74,16 @@
 //     Timeout, or has delivered nothing (the oldest unacknowledged entry
 //     waited 2×Timeout — a link cut one way), whatever the LAN says: it
 //     claims the next epoch and, having won, goes on UNPROTECTED, releasing
-//     what it held. It then stops sending heartbeats on both paths; the
-//     backup, hearing nothing for Timeout, claims the same epoch, loses and
-//     halts.
+//     what it held. While it waits for the arbiter (which may be slow or
+//     down) it goes on sending heartbeats, sealed with the claimed epoch:
+//     the backup, hearing it, does not claim as well (a needless two-sided
+//     claim, which the backup might win). Having won, it stops sending
+//     heartbeats on both paths; the backup, hearing nothing for Timeout,
+//     claims the same epoch, loses and halts.
+//   - A primary heard only claiming is alive but serves nothing: the backup
+//     counts it alive for at most Config.ClaimGrace from the first such
+//     frame, then claims too (a primary that cannot reach the arbiter must
+//     not keep a backup that can from taking over).
 //
 // So a cut logging link with the LAN up costs no failover: the primary
 // keeps the service (unprotected) and the backup halts; the guest is

@@ -565,3 +565,77 @@ func TestSimSecondPathNoFailover(t *testing.T) {
 		t.Logf("cut %s: primary gave up its backup %v after the cut", cut, w.P.Status().FailureDetected-30*time.Millisecond)
 	}
 }
+
+// TestSimSecondPathSlowArbiter: a cut logging link with the LAN up and an
+// arbiter that does not answer for a while. The primary gives up its backup
+// and claims the next epoch; while it waits for the arbiter it goes on
+// sending heartbeats (marked with the claimed epoch), so the backup, which
+// hears it on the LAN, does not claim as well: no two-sided claim, no
+// failover. Once the arbiter is back the primary wins, serves on
+// unprotected and falls silent; the backup claims, loses and halts.
+// Before the fix the claiming primary fell silent on both paths and the
+// backup claimed too, racing it for the epoch.
+func TestSimSecondPathSlowArbiter(t *testing.T) {
+	c := &client{period: time.Millisecond, max: 700}
+	w := fakeWorld(t, 9, c, func(o *sim.Options) { o.Config.SecondPath = true })
+	w.Run(30 * time.Millisecond)
+	pb, bp := w.Links()
+	pb.Down, bp.Down = true, true
+	w.ArbiterFaults().Down = true
+	w.Run(400 * time.Millisecond) // the primary claims from ~120 ms on, unanswered
+	if w.P.Role() != ftcore.RolePrimary || w.B.Role() != ftcore.RoleBackup {
+		t.Fatalf("arbiter down: roles %v %v, want PRIMARY (claiming) BACKUP", w.P.Role(), w.B.Role())
+	}
+	if ps, bs := w.P.Status(), w.B.Status(); ps.ArbiterRequests == 0 || bs.ArbiterRequests != 0 {
+		t.Fatalf("arbiter down: arbiter requests: primary %d backup %d, want some and none", ps.ArbiterRequests, bs.ArbiterRequests)
+	}
+	w.ArbiterFaults().Down = false
+	n := len(c.got)
+	w.Run(800 * time.Millisecond)
+	if w.P.Role() != ftcore.RoleUnprotected || w.B.Role() != ftcore.RoleHalted {
+		t.Fatalf("arbiter back: roles %v %v, want UNPROTECTED HALTED", w.P.Role(), w.B.Role())
+	}
+	if bs := w.B.Status(); bs.WentLive != 0 {
+		t.Fatalf("the backup went live at %v", bs.WentLive)
+	}
+	// (Requests that came while the guest stood still, waiting for the
+	// arbiter, overflowed its small input queue: no reply for those.)
+	if c.check(t) != 0 || len(c.got) < n+200 {
+		t.Fatalf("%d replies, %d before the arbiter came back: the primary does not serve", len(c.got), n)
+	}
+	if _, err := w.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSimClaimGrace: a primary that claims but never reaches the arbiter
+// counts as alive for the backup only for ClaimGrace: then the backup
+// claims too and, reaching the arbiter, takes over.
+func TestSimClaimGrace(t *testing.T) {
+	c := &client{period: time.Millisecond, max: 1500}
+	w := fakeWorld(t, 9, c, func(o *sim.Options) {
+		o.Config.SecondPath = true
+		o.Config.ClaimGrace = 300 * time.Millisecond
+	})
+	w.Run(30 * time.Millisecond)
+	pb, bp := w.Links()
+	pb.Down, bp.Down = true, true
+	w.ArbiterFaults().Down = true
+	w.Run(200 * time.Millisecond)
+	if w.B.Role() != ftcore.RoleBackup {
+		t.Fatalf("within the grace: backup %v", w.B.Role())
+	}
+	w.Run(500 * time.Millisecond) // the grace ran out: the backup claims as well
+	if w.B.Role() != ftcore.RoleGoingLive || w.B.Status().ArbiterRequests == 0 {
+		t.Fatalf("after the grace: backup %v, %d arbiter requests", w.B.Role(), w.B.Status().ArbiterRequests)
+	}
+	w.ArbiterFaults().Down = false
+	w.Run(1200 * time.Millisecond)
+	roles := [2]ftcore.Role{w.P.Role(), w.B.Role()}
+	if roles != [2]ftcore.Role{ftcore.RoleUnprotected, ftcore.RoleHalted} && roles != [2]ftcore.Role{ftcore.RoleHalted, ftcore.RoleUnprotected} {
+		t.Fatalf("roles %v, want one UNPROTECTED and one HALTED", roles)
+	}
+	if _, err := w.Check(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -403,12 +403,27 @@ func (p *Primary) Step(now time.Duration) error {
 			p.st.FailureDetected = now
 			p.ob.Events = append(p.ob.Events, Event{Kind: EventPeerLost, At: now, Role: p.role, Epoch: p.epoch, ICount: p.m.ICount()})
 			p.claimEpoch, p.claimAt = p.epoch+1, now
+			if p.ch.sess != nil {
+				// From now on every frame we send says "claiming
+				// claimEpoch": the backup keeps hearing that we are
+				// alive (no needless failover while the arbiter is slow)
+				// without mistaking us for a primary that serves (see
+				// Backup.failAt). Frames of the backup, sealed with the
+				// old epoch, are refused as stale, but nothing it says
+				// matters any more (onFrame).
+				p.ch.sess.SetEpoch(p.claimEpoch)
+			}
 		}
 		if p.claimEpoch != 0 {
 			if now >= p.claimAt {
 				p.ob.Arbiter = append(p.ob.Arbiter, ArbiterRequest{Epoch: p.claimEpoch, Who: p.cfg.Name})
 				p.st.ArbiterRequests++
 				p.claimAt = now + p.cfg.ArbiterRetry
+			}
+			// Heartbeats go on while we claim: a backup that hears
+			// nothing on either path for Timeout would claim too.
+			if err := p.ch.heartbeat(now, p.m.ICount()); err != nil {
+				errs = append(errs, err)
 			}
 			return errors.Join(errs...)
 		}
@@ -705,6 +720,9 @@ func (p *Primary) Deadline() time.Duration {
 	var d time.Duration
 	if p.ch != nil {
 		if p.protected() && p.claimEpoch != 0 {
+			if p.ch.sess != nil {
+				return minDeadline(p.claimAt, p.ch.hbAt) // heartbeats go on while we claim
+			}
 			return p.claimAt
 		}
 		d = p.ch.deadline()

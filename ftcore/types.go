@@ -117,6 +117,14 @@ type Config struct {
 	// MaxSnapshot bounds a snapshot a backup accepts, default 4 GiB.
 	MaxSnapshot  uint64
 	ArbiterRetry time.Duration // re-ask an arbiter that did not answer, default 50 ms
+	// ClaimGrace is how long a backup still counts as alive a primary it
+	// hears only claiming the next epoch (its frames carry the claimed
+	// epoch: it gave up its backup and waits for the arbiter; see "The
+	// second path" in the package documentation). A primary whose claim
+	// stays unanswered longer (it cannot reach the arbiter) is declared
+	// failed and the backup claims as well. 0 means 1 s; negative waits
+	// as long as the primary is heard.
+	ClaimGrace time.Duration
 
 	// Channel.
 	RTOInitial       time.Duration // first retransmission timeout, default 4 ms
@@ -148,6 +156,9 @@ func (c Config) withDefaults() (Config, error) {
 	d(&c.ArbiterRetry, 50*time.Millisecond)
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.ClaimGrace == 0 {
+		c.ClaimGrace = time.Second
 	}
 	if c.MaxSnapshot == 0 {
 		c.MaxSnapshot = 4 << 30

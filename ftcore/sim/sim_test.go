@@ -463,11 +463,17 @@ func (r *result) outcome() error {
 		// The primary is heard on the LAN: it keeps the service, no failover.
 		// A one-way cut of the acks is detected after Timeout; of the log
 		// after 2×Timeout: a short one may heal first.
-		// With the arbiter unavailable the claiming primary falls silent
-		// (it sends no heartbeats while it claims), so the backup claims
-		// too and either may win.
-		if p.secondPath && p.arb == "" && (p.fault == "cut-log-long" || role != [2]ftcore.Role{ftcore.RolePrimary, ftcore.RoleBackup}) {
-			return want(ftcore.RoleUnprotected, ftcore.RoleHalted)
+		// A slow, lossy or down arbiter changes nothing: the claiming
+		// primary goes on sending heartbeats, so the backup does not
+		// claim before the primary won and fell silent; it never goes
+		// live.
+		if p.secondPath && (p.fault == "cut-log-long" || role != [2]ftcore.Role{ftcore.RolePrimary, ftcore.RoleBackup}) {
+			if err := want(ftcore.RoleUnprotected, ftcore.RoleHalted); err != nil {
+				return err
+			}
+			if bs := w.Node(1).Status(); bs.WentLive != 0 {
+				return fmt.Errorf("the backup went live at %v although the primary was heard on the LAN", bs.WentLive)
+			}
 		}
 	}
 	return nil // partition, or a cut log link without a second path: either side may win
