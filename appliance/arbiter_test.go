@@ -404,7 +404,9 @@ func TestArbiterReplayedReply(t *testing.T) {
 			pc.WriteTo(forged, addr)
 		}
 	}()
-	c := arbClient(t, pc.LocalAddr().String(), psk, ArbiterClientOptions{Timeout: 300 * time.Millisecond, Retry: 20 * time.Millisecond})
+	// A second of retries (asks at ~0, 20, 60, 140, 300, 500 ms …): at least
+	// three even on a loaded machine.
+	c := arbClient(t, pc.LocalAddr().String(), psk, ArbiterClientOptions{Timeout: time.Second, Retry: 20 * time.Millisecond})
 	won, err := c.TestAndSet(8, "boxa")
 	if won || err == nil || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("replayed reply: won %v err %v", won, err)
