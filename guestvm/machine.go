@@ -261,10 +261,13 @@ func (m *Machine) Exit() (ExitKind, uint32) {
 }
 
 // NextDeadline is the guest time (mtime) at which the timer will fire, if the
-// guest armed one. An idle guest wakes at this time or at the next input.
+// guest armed one in the future. An idle guest wakes at this time or at the
+// next input. A deadline already passed is no wake-up: its interrupt is
+// pending already, so a guest idle with it pending has it masked (mtimecmp
+// resets to 0, as on QEMU, so this is every guest that never uses the timer).
 func (m *Machine) NextDeadline() (uint64, bool) {
 	d := m.clint.Deadline()
-	if d == ^uint64(0) {
+	if d == ^uint64(0) || d <= m.clk.Now() {
 		return 0, false
 	}
 	return d, true
