@@ -252,33 +252,6 @@ type ctlReq struct {
 // (about a millisecond at interpreter speed); see also Standalone.
 const defaultBoxSlice = DefaultSlice
 
-// vm adapts *guestvm.Machine to ftcore.Machine.
-type vm struct{ *guestvm.Machine }
-
-func (v vm) Run(until uint64) ftcore.Stop { return ftcore.Stop(v.Machine.Run(until)) }
-
-func (v vm) Inject(e logwire.Entry) error {
-	var ev guestvm.Event
-	switch e := e.(type) {
-	case logwire.InputFrame:
-		ev = guestvm.Event{Kind: guestvm.EvFrame, ICount: e.ICount, Data: e.Frame}
-	case logwire.ClockSync:
-		ev = guestvm.Event{Kind: guestvm.EvClock, ICount: e.ICount, Time: e.Time, RateNum: e.RateNum, RateDen: e.RateDen}
-	case logwire.ConsoleInput:
-		ev = guestvm.Event{Kind: guestvm.EvConsole, ICount: e.ICount, Data: e.Data}
-	default:
-		return fmt.Errorf("inject: %v is not an event", e.Type())
-	}
-	r, err := v.Machine.Inject(ev)
-	if err != nil {
-		return err
-	}
-	if r == guestvm.DroppedByDevice {
-		return errors.New("inject: dropped by the device")
-	}
-	return nil
-}
-
 // NewBox prepares a box: it reads the key, checks the guest image loads,
 // and opens whatever ports and gate opts does not supply (the TAP on the
 // LAN bridge, the gate at the TAP in DROP, the logging link), in the network
@@ -516,9 +489,9 @@ func (b *Box) newCore() error {
 	}
 	var n node
 	if b.startRole == ftcore.RolePrimary {
-		n, err = ftcore.NewPrimary(cc, vm{m})
+		n, err = ftcore.NewPrimary(cc, GuestMachine{m})
 	} else {
-		n, err = ftcore.NewBackup(cc, vm{m})
+		n, err = ftcore.NewBackup(cc, GuestMachine{m})
 	}
 	if err != nil {
 		return fmt.Errorf("replication core: %w", err)

@@ -15,33 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"ftbox/appliance"
 	"ftbox/ftcore"
-	"ftbox/ftcore/logwire"
 	"ftbox/ftcore/sim"
 	"ftbox/guestvm"
 	"ftbox/tools/guests"
 )
-
-// vm adapts *guestvm.Machine to ftcore.Machine.
-type vm struct{ *guestvm.Machine }
-
-func (v vm) Run(until uint64) ftcore.Stop { return ftcore.Stop(v.Machine.Run(until)) }
-
-func (v vm) Inject(e logwire.Entry) error {
-	var ev guestvm.Event
-	switch e := e.(type) {
-	case logwire.InputFrame:
-		ev = guestvm.Event{Kind: guestvm.EvFrame, ICount: e.ICount, Data: e.Frame}
-	case logwire.ClockSync:
-		ev = guestvm.Event{Kind: guestvm.EvClock, ICount: e.ICount, Time: e.Time, RateNum: e.RateNum, RateDen: e.RateDen}
-	case logwire.ConsoleInput:
-		ev = guestvm.Event{Kind: guestvm.EvConsole, ICount: e.ICount, Data: e.Data}
-	default:
-		return fmt.Errorf("not an event: %v", e.Type())
-	}
-	_, err := v.Machine.Inject(ev)
-	return err
-}
 
 var netsvcImage = sync.OnceValues(func() ([]byte, error) { return guests.Image("netsvc") })
 
@@ -57,7 +36,7 @@ func newNetsvc() (ftcore.Machine, error) {
 	if err := m.Load(img); err != nil {
 		return nil, err
 	}
-	return vm{m}, nil
+	return appliance.GuestMachine{Machine: m}, nil
 }
 
 // plan is one seed's fault schedule and network, all drawn from the seed.
