@@ -560,15 +560,15 @@ func (b *Box) Run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); b.portFailed(b.readPort(ctx, b.tapPort, b.lanIn, "tap", nil)) }()
-	go func() { defer wg.Done(); b.portFailed(b.readPort(ctx, b.logPort, b.logIn, "log link", &b.logInShort)) }()
+	go func() { defer wg.Done(); b.portFailed(readPort(ctx, b.tapPort, b.lanIn, "tap", nil)) }()
+	go func() { defer wg.Done(); b.portFailed(readPort(ctx, b.logPort, b.logIn, "log link", &b.logInShort)) }()
 	if b.lanPath != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			// The second path is an extra: losing it must not stop the
 			// box. Status says so loudly instead.
-			if err := b.readPort(ctx, b.lanPath, b.lanPathIn, "LAN heartbeat path", &b.logInShort); err != nil {
+			if err := readPort(ctx, b.lanPath, b.lanPathIn, "LAN heartbeat path", &b.logInShort); err != nil {
 				b.lanPathDown.Store(&err)
 				b.log.Error("second heartbeat path stopped: a logging-link cut would now cost a failover", "interface", b.cfg.LAN.HeartbeatInterface, "err", err)
 			}
@@ -684,9 +684,11 @@ func (b *Box) drain(ctx context.Context, now time.Duration) error {
 	return nil
 }
 
-// readPort is the one reader of a port: it only moves frames. It returns
-// nil once the port is closed or ctx ends, else the read error.
-func (b *Box) readPort(ctx context.Context, p tap.Port, out chan<- []byte, what string, short *atomic.Uint64) error {
+// readPort is the one reader of a port: it only moves frames (each a fresh
+// copy the receiver owns). Runts are counted in short, if given, and
+// skipped, as are truncated frames. It returns nil once the port is closed
+// or ctx ends, else the read error.
+func readPort(ctx context.Context, p tap.Port, out chan<- []byte, what string, short *atomic.Uint64) error {
 	buf := make([]byte, 65536)
 	for {
 		n, err := p.ReadFrame(buf)
@@ -736,7 +738,8 @@ func (b *Box) onLAN(now time.Duration, f []byte) {
 		}
 	}
 	if len(f) > guestvm.MaxFrame {
-		return // does not fit the guest's MTU
+		b.lanInDropCount.Add(1) // does not fit the guest's MTU: never logged
+		return
 	}
 	if b.lanPath != nil && len(f) >= 14 && binary.BigEndian.Uint16(f[12:14]) == tap.EtherTypeLog {
 		// Our own second path's frames, flooded by the bridge before it
@@ -1252,7 +1255,7 @@ func (b *Box) snapshot(now time.Duration) *Status {
 		LogAppended: st.LogAppended, LogSent: st.LogSent, LogAcked: st.LogAcked, LogDelivered: st.LogDelivered,
 		LogApplied: st.LogApplied, LagEntries: st.LagEntries, LagInstructions: st.LagInstr,
 		OutputsProduced: st.OutputsProduced, OutputsReleased: st.OutputsReleased, Watermark: st.Watermark,
-		OutputsHeld: st.OutputsHeld, OldestHeldAgeMS: -1, OutputsDropped: st.OutputsDropped, FlowStalls: st.FlowStalls,
+		OutputsHeld: st.OutputsHeld, OldestHeldAgeMS: -1, OutputsDropped: st.OutputsDropped, InputsDropped: st.InputsDropped, FlowStalls: st.FlowStalls,
 		LogEntryBytes: st.LogEntryBytes, InputBytes: st.InputBytes,
 		DigestsSent: st.DigestsSent, DigestsCompared: st.DigestsCompared, DigestMismatch: st.DigestMismatches,
 		Syncing: st.Syncing, SyncBytes: st.SyncBytes, SyncTotal: st.SyncTotal, SyncTransfers: st.SyncTransfers,

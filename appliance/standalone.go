@@ -6,7 +6,6 @@ package appliance
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -53,7 +52,11 @@ func (s *Standalone) Run(ctx context.Context) (guestvm.ExitKind, uint32, error) 
 	frames := make(chan []byte, 256)
 	portErr := make(chan error, 1)
 	if s.Port != nil {
-		go readFrames(s.Port, frames, portErr)
+		go func() {
+			if err := readPort(ctx, s.Port, frames, "tap", nil); err != nil {
+				portErr <- err
+			}
+		}()
 	}
 	hc := hostClock{start: time.Now()}
 	var rc rateClock
@@ -155,26 +158,6 @@ func idleWait(ctx context.Context, m *guestvm.Machine, hc hostClock, frames <-ch
 		return inject(guestvm.Event{Kind: guestvm.EvClock, Time: max(d, hc.ticks())})
 	}
 	return nil
-}
-
-func readFrames(p tap.Port, out chan<- []byte, errc chan<- error) {
-	buf := make([]byte, 65536)
-	for {
-		n, err := p.ReadFrame(buf)
-		if errors.Is(err, tap.ErrTruncated) {
-			continue
-		}
-		if err != nil {
-			if !errors.Is(err, tap.ErrClosed) {
-				errc <- err
-			}
-			return
-		}
-		if n > guestvm.MaxFrame {
-			continue // jumbo frames do not fit the guest's MTU
-		}
-		out <- append([]byte(nil), buf[:n]...)
-	}
 }
 
 // rateClock estimates guest time ticks per instruction from the last

@@ -99,6 +99,7 @@ type ReplicationStatus struct {
 	OutputsHeld     int     `json:"outputs_held"`
 	OldestHeldAgeMS float64 `json:"oldest_held_age_ms"` // -1: nothing held
 	OutputsDropped  uint64  `json:"outputs_dropped"`
+	InputsDropped   uint64  `json:"inputs_dropped"`
 	FlowStalls      uint64  `json:"flow_stalls"`
 	LogEntryBytes   uint64  `json:"log_entry_bytes"`
 	InputBytes      uint64  `json:"input_bytes"`
@@ -217,8 +218,8 @@ func (s *Status) WriteText(w io.Writer) error {
 	r := s.Replication
 	p("  replication: log sent:%d acked:%d delivered:%d applied:%d lag:%d entries, %d instr, %.1f ms\n",
 		r.LogSent, r.LogAcked, r.LogDelivered, r.LogApplied, r.LagEntries, r.LagInstructions, r.LagMS)
-	p("    outputs produced:%d released:%d watermark:%d held:%d oldest-held:%s dropped:%d flow-stalls:%d\n",
-		r.OutputsProduced, r.OutputsReleased, r.Watermark, r.OutputsHeld, age(r.OldestHeldAgeMS), r.OutputsDropped, r.FlowStalls)
+	p("    outputs produced:%d released:%d watermark:%d held:%d oldest-held:%s dropped:%d inputs-dropped:%d flow-stalls:%d\n",
+		r.OutputsProduced, r.OutputsReleased, r.Watermark, r.OutputsHeld, age(r.OldestHeldAgeMS), r.OutputsDropped, r.InputsDropped, r.FlowStalls)
 	p("    digests sent:%d compared:%d mismatches:%d  log-bytes:%d input-bytes:%d\n",
 		r.DigestsSent, r.DigestsCompared, r.DigestMismatch, r.LogEntryBytes, r.InputBytes)
 	g := s.Guest
@@ -351,7 +352,8 @@ var metrics = []metric{
 	{"outputs_released_total", "Guest output frames released to the LAN.", true, func(s *Status) float64 { return float64(s.Replication.OutputsReleased) }},
 	{"outputs_held", "Outputs held by the Output Rule (primary) or beyond the watermark (backup).", false, func(s *Status) float64 { return float64(s.Replication.OutputsHeld) }},
 	{"oldest_held_seconds", "Age of the oldest held output (-1 none).", false, func(s *Status) float64 { return secs(s.Replication.OldestHeldAgeMS) }},
-	{"outputs_dropped_total", "Outputs or inputs dropped for a full buffer.", true, func(s *Status) float64 { return float64(s.Replication.OutputsDropped) }},
+	{"outputs_dropped_total", "Backup: held outputs dropped for a full buffer.", true, func(s *Status) float64 { return float64(s.Replication.OutputsDropped) }},
+	{"inputs_dropped_total", "Input frames not logged (queue full, impossible size) or dropped by the guest's NIC.", true, func(s *Status) float64 { return float64(s.Replication.InputsDropped) }},
 	{"flow_stalls_total", "Times the guest was held back by flow control.", true, func(s *Status) float64 { return float64(s.Replication.FlowStalls) }},
 	{"log_entry_bytes_total", "Encoded bytes of log entries appended.", true, func(s *Status) float64 { return float64(s.Replication.LogEntryBytes) }},
 	{"input_bytes_total", "Bytes of input injected into the guest.", true, func(s *Status) float64 { return float64(s.Replication.InputBytes) }},

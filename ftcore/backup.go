@@ -491,7 +491,7 @@ func (b *Backup) apply(now time.Duration, e logwire.Entry) {
 	switch e := e.(type) {
 	case logwire.InputFrame, logwire.ConsoleInput, logwire.ClockSync:
 		if err := b.m.Inject(e); err != nil {
-			b.st.OutputsDropped++ // refused identically on the primary
+			b.st.InputsDropped++ // refused identically on the primary
 		}
 	case logwire.ReleasedOutput:
 		if e.Watermark > b.wm {

@@ -639,3 +639,23 @@ func TestSimClaimGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestInputQueueOverflowCountsInputs: LAN frames refused for a full input
+// queue are counted as dropped inputs, not outputs.
+func TestInputQueueOverflowCountsInputs(t *testing.T) {
+	cfg := pairConfig(t, "A")
+	cfg.MaxQueuedInput = 2
+	p, err := ftcore.NewPrimary(cfg, newFake())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		err = p.OnLANFrame(0, []byte("frame"))
+	}
+	if !errors.Is(err, ftcore.ErrFrame) {
+		t.Fatalf("third frame into a queue of 2: %v", err)
+	}
+	if st := p.Status(); st.InputsDropped != 1 || st.OutputsDropped != 0 {
+		t.Fatalf("inputs dropped %d, outputs dropped %d", st.InputsDropped, st.OutputsDropped)
+	}
+}

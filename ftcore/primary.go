@@ -231,7 +231,7 @@ func (p *Primary) OnLANFrame(now time.Duration, frame []byte) error {
 		return fmt.Errorf("LAN frame: %w", ErrHalted)
 	}
 	if len(p.inputs) >= p.cfg.MaxQueuedInput {
-		p.st.OutputsDropped++
+		p.st.InputsDropped++
 		return fmt.Errorf("LAN frame: %d frames already queued: %w", len(p.inputs), ErrFrame)
 	}
 	p.inputs = append(p.inputs, logwire.InputFrame{Frame: append([]byte(nil), frame...)})
@@ -502,7 +502,7 @@ func (p *Primary) event(e logwire.Entry) error {
 		if _, ok := e.(logwire.ClockSync); ok {
 			return fmt.Errorf("inject clock sync: %w", err)
 		}
-		p.st.OutputsDropped++
+		p.st.InputsDropped++
 		return nil
 	}
 	switch e := e.(type) {

@@ -313,7 +313,8 @@ type Status struct {
 	GoLiveFirst     uint64        // backup: number of the first output released at go-live (0: none)
 	OutputsHeld     int           // waiting for an ack (primary) or beyond the watermark (backup)
 	OldestHeld      time.Duration // when the oldest held output was produced
-	OutputsDropped  uint64        // backup buffer overflow; inputs dropped for a full queue
+	OutputsDropped  uint64        // backup: held outputs dropped for a full buffer
+	InputsDropped   uint64        // input frames not logged (queue full, or a size the guest NIC cannot take) or dropped by the guest's device
 
 	FramesSent, FramesReceived uint64
 	BytesSent                  uint64
