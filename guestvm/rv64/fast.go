@@ -17,6 +17,12 @@ import (
 // Instead of pc it keeps the page's virtual base and a slot index i; i >=
 // slotsPer at the top of the loop means control left the page, which covers
 // fall-through, branches and jumps alike and proves the slot index in bounds.
+//
+// The ALU and M-extension cases repeat exec's on purpose: a shared helper
+// would be a call (see above), and exec must execute them too (the first
+// instruction of every Run and anything after a slow path goes through
+// step). FuzzExecute runs a twin CPU that only single-steps through exec and
+// compares the two, so an edit to one copy alone fails it.
 func (c *CPU) runFast(budget uint64) (left uint64) {
 	x := &c.x
 	ram := c.ram
