@@ -774,11 +774,15 @@ func (b *Box) onLog(now time.Duration, f []byte) {
 		}
 		b.log.Debug("log frame refused", "err", err)
 	}
-	if b.lanPath != nil && b.node.Status().FramesReceived > before {
+	if b.lanPath == nil && b.rttProbe.pos == 0 {
+		return
+	}
+	st := b.node.Status()
+	if b.lanPath != nil && st.FramesReceived > before {
 		b.logHeard = now // which path was silent, for the failover record
 	}
 	if b.rttProbe.pos != 0 {
-		if st := b.node.Status(); st.LogAcked >= b.rttProbe.pos {
+		if st.LogAcked >= b.rttProbe.pos {
 			s := now - b.rttProbe.at
 			if b.rtt == 0 {
 				b.rtt = s
