@@ -6,10 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -107,11 +110,37 @@ const (
 	DefaultArbiterTimeout    = 500 * time.Millisecond
 )
 
-// LoadConfig reads and validates a config file.
+// Bounds of the settings (see validate).
+const (
+	// MaxControlSocket is the longest control socket path: a unix
+	// socket's sun_path holds 108 bytes with the terminating NUL.
+	MaxControlSocket = 107
+	// MinGuestMemory and MaxGuestMemory bound guest.memory (a multiple of
+	// 4 KiB), as guestvm.New does.
+	MinGuestMemory = 1 << 20
+	MaxGuestMemory = 16 << 30
+	// MaxGuestAppend is the longest guest.append (guestvm's bootargs).
+	MaxGuestAppend = 1024
+	// MinArbiterTimeout and MaxArbiterTimeout bound arbiter.timeout: below,
+	// no answer ever arrives in time and the box cannot go live; above, a
+	// lost datagram stalls the failover for longer than a retry would.
+	MinArbiterTimeout = 10 * time.Millisecond
+	MaxArbiterTimeout = 30 * time.Second
+	// MaxHeartbeatTimeout bounds heartbeat.timeout, the failure detection
+	// time.
+	MaxHeartbeatTimeout = 30 * time.Second
+	// maxConfigFile bounds what is read of a config file.
+	maxConfigFile = 1 << 20
+)
+
+// LoadConfig reads a config file and checks it as ParseConfig does: its
+// syntax and values, without looking at the files it names. Tools that
+// only need the config's settings (ftbox status) use it; running a box
+// needs CheckConfigFile.
 func LoadConfig(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := readConfigFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, err
 	}
 	c, err := ParseConfig(b)
 	if err != nil {
@@ -120,8 +149,63 @@ func LoadConfig(path string) (*Config, error) {
 	return c, nil
 }
 
-// ParseConfig parses and validates a config, filling in defaults.
+// readConfigFile reads a regular file of at most maxConfigFile bytes.
+func readConfigFile(path string) ([]byte, error) {
+	b, err := readSmallFile(path, maxConfigFile)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return b, nil
+}
+
+// readSmallFile reads path, refusing anything but a regular file of at most
+// max bytes, and reading no more than that.
+func readSmallFile(path string, max int64) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (mode %v)", path, st.Mode())
+	}
+	if st.Size() > max {
+		return nil, fmt.Errorf("%s: %d bytes, more than %d", path, st.Size(), max)
+	}
+	// O_NONBLOCK: a FIFO put there since the Stat does not block the open.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (mode %v)", path, st.Mode())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s: more than %d bytes", path, max)
+	}
+	return b, nil
+}
+
+// ParseConfig parses and validates a config, filling in defaults. It checks
+// syntax and values only, never the filesystem (CheckConfig does that).
 func ParseConfig(b []byte) (*Config, error) {
+	c, err := parseConfig(b)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// parseConfig is ParseConfig, but returns the decoded config with its
+// validation errors (nil only when the bytes are no config at all), so that
+// CheckConfigFile can report the filesystem's problems alongside.
+func parseConfig(b []byte) (*Config, error) {
 	var c Config
 	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&c)
 	if err != nil {
@@ -136,10 +220,7 @@ func ParseConfig(b []byte) (*Config, error) {
 		return nil, fmt.Errorf("unknown keys: %s", strings.Join(keys, ", "))
 	}
 	c.defaults()
-	if err := c.validate(); err != nil {
-		return nil, err
-	}
-	return &c, nil
+	return &c, c.validate()
 }
 
 func (c *Config) defaults() {
@@ -166,11 +247,23 @@ func (c *Config) defaults() {
 func (c *Config) validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if c.Box.Name == "" {
+	switch n := c.Box.Name; {
+	case n == "":
 		bad("box.name is required")
+	case len(n) > MaxClaimant:
+		bad("box.name is %d bytes: the arbiter takes names of at most %d", len(n), MaxClaimant)
+	default:
+		if err := checkClaimant(n); err != nil {
+			bad("box.name: %v", err)
+		}
 	}
 	if r := c.Box.PreferredRole; r != "primary" && r != "backup" {
 		bad("box.preferred_role %q: want primary or backup", r)
+	}
+	if s := c.Box.ControlSocket; len(s) > MaxControlSocket {
+		bad("box.control_socket is %d bytes: a unix socket path takes at most %d", len(s), MaxControlSocket)
+	} else if strings.IndexByte(s, 0) >= 0 {
+		bad("box.control_socket %q has a NUL byte", s)
 	}
 	for _, f := range []struct{ key, v string }{
 		{"lan.tap", c.LAN.TAP}, {"log_link.interface", c.LogLink.Interface},
@@ -193,7 +286,7 @@ func (c *Config) validate() error {
 		case hb == c.LAN.TAP:
 			bad("lan.heartbeat_interface %q is the guest's TAP: use the box's LAN interface (its bridge)", hb)
 		}
-		if peer, err := ParseUnicastMAC(c.LAN.HeartbeatPeerMAC); err != nil {
+		if peer, err := parseHostMAC(c.LAN.HeartbeatPeerMAC); err != nil {
 			bad("lan.heartbeat_peer_mac (required with lan.heartbeat_interface): %v", err)
 		} else if g, err := net.ParseMAC(c.Guest.MAC); err == nil && bytes.Equal(peer, g) {
 			bad("lan.heartbeat_peer_mac %s is the guest's MAC: want the peer box's own MAC on the LAN", c.LAN.HeartbeatPeerMAC)
@@ -201,11 +294,24 @@ func (c *Config) validate() error {
 	} else if c.LAN.HeartbeatPeerMAC != "" {
 		bad("lan.heartbeat_peer_mac is set but lan.heartbeat_interface is not")
 	}
+	ifs := []struct{ key, v string }{
+		{"lan.tap", c.LAN.TAP}, {"log_link.interface", c.LogLink.Interface}, {"lan.bridge", c.LAN.Bridge},
+	}
+	for i, a := range ifs {
+		for _, b := range ifs[i+1:] {
+			if a.v != "" && a.v == b.v {
+				bad("%s and %s are both %q: the guest's TAP, the logging link and the LAN bridge must be three interfaces", a.key, b.key, a.v)
+			}
+		}
+	}
 	if c.LAN.MTU != 0 && (c.LAN.MTU < 576 || c.LAN.MTU > 1500) {
 		bad("lan.mtu %d: want 576..1500 (the guest NIC has no jumbo frames)", c.LAN.MTU)
 	}
-	if _, err := ParseUnicastMAC(c.LogLink.PeerMAC); err != nil {
+	guestMAC, guestErr := parseHostMAC(c.Guest.MAC)
+	if peer, err := parseHostMAC(c.LogLink.PeerMAC); err != nil {
 		bad("log_link.peer_mac: %v", err)
+	} else if guestErr == nil && bytes.Equal(peer, guestMAC) {
+		bad("log_link.peer_mac %s is the guest's MAC: want the peer box's MAC on the logging link", c.LogLink.PeerMAC)
 	}
 	if c.LogLink.KeyFile == "" {
 		bad("log_link.key_file is required (make one with ftbox keygen)")
@@ -213,16 +319,26 @@ func (c *Config) validate() error {
 	if c.Guest.Image == "" {
 		bad("guest.image is required")
 	}
-	if _, err := ParseUnicastMAC(c.Guest.MAC); err != nil {
-		bad("guest.mac: %v", err)
+	if guestErr != nil {
+		bad("guest.mac: %v", guestErr)
 	}
-	if _, err := ParseSize(c.Guest.Memory); err != nil {
+	if n, err := ParseSize(c.Guest.Memory); err != nil {
 		bad("guest.memory: %v", err)
+	} else if n%4096 != 0 || n < MinGuestMemory || n > MaxGuestMemory {
+		bad("guest.memory %s: want a multiple of 4 KiB from 1M to %dG", c.Guest.Memory, MaxGuestMemory>>30)
+	}
+	if len(c.Guest.Append) > MaxGuestAppend {
+		bad("guest.append is %d bytes: want at most %d", len(c.Guest.Append), MaxGuestAppend)
+	} else if strings.IndexByte(c.Guest.Append, 0) >= 0 {
+		bad("guest.append has a NUL byte")
 	}
 	if c.Arbiter.Address != "" {
-		if _, _, err := net.SplitHostPort(c.Arbiter.Address); err != nil {
+		if err := checkHostPort(c.Arbiter.Address); err != nil {
 			bad("arbiter.address: %v", err)
 		}
+	}
+	if t := c.Arbiter.Timeout.Duration; t < MinArbiterTimeout || t > MaxArbiterTimeout {
+		bad("arbiter.timeout %v: want %v..%v", c.Arbiter.Timeout, MinArbiterTimeout, MaxArbiterTimeout)
 	}
 	hb := c.Heartbeat
 	if hb.Interval.Duration < time.Millisecond || hb.Interval.Duration > time.Second {
@@ -230,8 +346,42 @@ func (c *Config) validate() error {
 	}
 	if hb.Timeout.Duration < 3*hb.Interval.Duration {
 		bad("heartbeat.timeout %v: want at least 3 intervals (%v), or one lost heartbeat fails over", hb.Timeout, 3*hb.Interval.Duration)
+	} else if hb.Timeout.Duration > MaxHeartbeatTimeout {
+		bad("heartbeat.timeout %v: want at most %v", hb.Timeout, MaxHeartbeatTimeout)
 	}
 	return errors.Join(errs...)
+}
+
+// parseHostMAC parses the MAC of one host (a box's NIC or the guest's): a
+// 6-byte unicast address, not all zeros.
+func parseHostMAC(s string) (net.HardwareAddr, error) {
+	hw, err := ParseUnicastMAC(s)
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Equal(hw, make([]byte, 6)) {
+		return nil, fmt.Errorf("%s is the all-zero address", hw)
+	}
+	return hw, nil
+}
+
+// checkHostPort checks a host:port to dial: a host, and a numeric port
+// 1..65535.
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return err
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host", s)
+	}
+	if strings.ContainsFunc(host, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return fmt.Errorf("host %q has spaces or control characters", host)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("port %q: want a number 1..65535", port)
+	}
+	return nil
 }
 
 func checkIfName(s string) error {
@@ -277,6 +427,9 @@ func ParseSize(s string) (uint64, error) {
 // KeySize is the length of the pair's pre-shared key.
 const KeySize = 32
 
+// maxKeyFile bounds what is read of a key file (GenerateKey writes 65 bytes).
+const maxKeyFile = 4096
+
 // GenerateKey writes a fresh pre-shared key, hex encoded, to path with mode
 // 0600, refusing to overwrite an existing file.
 func GenerateKey(path string) error {
@@ -306,7 +459,7 @@ func LoadKey(path string) ([KeySize]byte, error) {
 	if st.Mode().Perm()&0o077 != 0 {
 		return k, fmt.Errorf("key file %s has mode %v: make it 0600", path, st.Mode().Perm())
 	}
-	b, err := os.ReadFile(path)
+	b, err := readSmallFile(path, maxKeyFile)
 	if err != nil {
 		return k, fmt.Errorf("read key: %w", err)
 	}

@@ -13,9 +13,11 @@ func configCmd() *cobra.Command {
 	c.AddCommand(&cobra.Command{
 		Use:   "check FILE",
 		Short: "Validate a box configuration file",
-		Args:  cobra.ExactArgs(1),
+		Long: "Validate a box configuration file as `ftbox run --config FILE` does before it starts: its syntax and\n" +
+			"values, the key file (mode 0600) and the guest image (its ELF header), reporting every problem.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := appliance.LoadConfig(args[0])
+			cfg, err := appliance.CheckConfigFile(args[0])
 			if err != nil {
 				return err
 			}

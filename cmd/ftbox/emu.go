@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -35,13 +36,22 @@ func emuCmd() *cobra.Command {
 			"attached to that TAP device. Exits with the guest's finisher status: 0 pass, the fail code otherwise.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			img, err := guests.Resolve(args[0])
-			if err != nil {
-				return err
-			}
 			size, err := appliance.ParseSize(memSize)
 			if err != nil {
 				return fmt.Errorf("--mem: %w", err)
+			}
+			// Checked before it is read, and bounded: a raw image by the
+			// RAM it is copied into.
+			opts := guests.Options{Raw: raw}
+			if raw {
+				opts.MaxSize = int64(min(size, guests.MaxImageSize))
+			}
+			img, err := guests.Load(args[0], opts)
+			if err != nil {
+				if errors.Is(err, guests.ErrNotELF) {
+					return fmt.Errorf("%w (a raw binary needs --raw)", err)
+				}
+				return err
 			}
 			cfg := guestvm.Config{MemSize: size, Bootargs: appendA}
 			if mac != "" {

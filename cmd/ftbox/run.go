@@ -28,7 +28,7 @@ var newArbiter = func(cfg *appliance.Config) (appliance.Arbiter, error) {
 	}
 	psk, err := appliance.LoadKey(cfg.LogLink.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("arbiter: %w", err)
+		return nil, fmt.Errorf("log_link.key_file: %w", err)
 	}
 	c, err := appliance.NewArbiterClient(cfg.Arbiter.Address, psk, appliance.ArbiterClientOptions{Timeout: cfg.Arbiter.Timeout.Duration})
 	if err != nil {
@@ -63,11 +63,12 @@ func runCmd() *cobra.Command {
 				level = slog.LevelDebug
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			cfg, err := appliance.LoadConfig(configPath)
+			// The same validation as ftbox config check, and no other.
+			cfg, err := appliance.CheckConfigFile(configPath)
 			if err != nil {
 				return err
 			}
-			img, err := guests.Resolve(cfg.Guest.Image)
+			img, err := guests.Load(cfg.Guest.Image, guests.Options{})
 			if err != nil {
 				return fmt.Errorf("guest.image: %w", err)
 			}
