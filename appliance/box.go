@@ -173,6 +173,8 @@ type Box struct {
 	rebuilds      uint64
 	startRole     ftcore.Role // the role the core was (re)built in
 	join          bool        // the core is a joining backup (state transfer)
+	startClaim    bool        // the core is a primary that must win its epoch first (ftcore.Config.StartClaim)
+	coldStart     bool        // … and its fresh guest replaces state lost in a double failure
 	joinedAt      time.Duration
 	startedAt     time.Duration // when the current core was built
 	learned       string        // how the start epoch was learned, for the log and status
@@ -453,8 +455,8 @@ func (b *Box) learnEpoch(ctx context.Context) {
 		d, err := q.Query(qctx, b.cfg.Box.Name)
 		cancel()
 		if err == nil {
-			role, epoch, join := ftcore.StartRole(b.cfg.Box.Name, b.cfg.Box.PreferredRole == "primary", d.Epoch, d.Holder)
-			b.epoch, b.startRole, b.join = epoch, role, join
+			st := ftcore.StartRole(b.cfg.Box.Name, b.cfg.Box.PreferredRole == "primary", d.Epoch, d.Holder)
+			b.epoch, b.startRole, b.join, b.startClaim, b.coldStart = st.Epoch, st.Role, st.Join, st.Claim, st.Cold
 			b.learned = fmt.Sprintf("arbiter: latest grant epoch %d to %q", d.Epoch, d.Holder)
 			return
 		}
@@ -486,6 +488,7 @@ func (b *Box) newCore() error {
 		HeartbeatInterval: b.cfg.Heartbeat.Interval.Duration, Timeout: b.cfg.Heartbeat.Timeout.Duration,
 		Slice: slice, ConnectTimeout: b.connectTimeout, Join: b.join,
 		SecondPath: b.lanPath != nil,
+		StartClaim: b.startClaim && b.opts.Arbiter != nil, ColdStart: b.coldStart,
 	}
 	var n node
 	if b.startRole == ftcore.RolePrimary {
@@ -515,6 +518,7 @@ func (b *Box) newCore() error {
 func (b *Box) rejoin(now time.Duration, epoch uint64, why string) {
 	b.log.Info("rejoining as backup (state transfer)", "epoch", epoch, "why", why)
 	b.epoch, b.startRole, b.join = epoch, ftcore.RoleBackup, true
+	b.startClaim, b.coldStart = false, false
 	b.rejoins++
 	if err := b.newCore(); err != nil {
 		b.warn(now, "rejoin", err)

@@ -135,8 +135,8 @@ func TestBoxPipesLANPathLogCut(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Logf("settled %v after the cut:\n%s%s", time.Since(cutAt).Round(time.Millisecond), statusText(sa), statusText(sb))
-	if g := pp.arb.Grants(); len(g) != 1 || g[0] != (ftcore.ArbiterRequest{Epoch: 2, Who: "A"}) {
-		t.Fatalf("arbiter grants %+v, want only epoch 2 to A", g)
+	if g := pp.arb.Grants(); len(g) != 2 || g[0] != (ftcore.ArbiterRequest{Epoch: 1, Who: "A"}) || g[1] != (ftcore.ArbiterRequest{Epoch: 2, Who: "A"}) {
+		t.Fatalf("arbiter grants %+v, want epoch 1 (the pair formed) and 2 to A", g)
 	}
 	if got := ca.incr("r2"); got != "r2 2" {
 		t.Fatalf("the primary after the cut: got %q, want r2 2", got)

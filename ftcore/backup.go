@@ -57,6 +57,9 @@ type Backup struct {
 	snapHdr  logwire.Snapshot
 	snapDone bool // snap is complete and waits for Restore in replay
 	snapSeen bool // the current session's stream began with a snapshot
+
+	fenceEpoch uint64        // the peer is live in (or was granted) this epoch
+	lastStep   time.Duration // when Step last ran (a longer gap: this box was frozen)
 }
 
 // NewBackup returns the backup of a pair in epoch cfg.Epoch, replaying onto
@@ -85,6 +88,7 @@ func (b *Backup) abortSync(now time.Duration) {
 	b.log, b.next, b.primaryIC = nil, 0, 0
 	b.snap, b.snapDone, b.started2, b.snapSeen = nil, false, false, false
 	b.mustSync = true
+	b.st.SyncBytes, b.st.SyncTotal, b.st.SyncICount = 0, 0, 0 // no stale progress in status
 	b.ob.Events = append(b.ob.Events, Event{Kind: EventPeerLost, At: now, Role: b.role, Epoch: b.epoch, ICount: b.m.ICount()})
 }
 
@@ -119,6 +123,12 @@ func (b *Backup) onStream(now time.Duration, stream []logwire.Entry) error {
 					return fmt.Errorf("log from instruction 0 for a guest that already ran: %w", ErrProtocol)
 				}
 				b.mustSync = false
+				if b.cfg.Join && b.epoch > b.cfg.Epoch {
+					// We joined a peer that held the state (its grant was
+					// the latest); it came back in a later epoch with a
+					// fresh guest: the state died in a double failure.
+					b.ob.Events = append(b.ob.Events, Event{Kind: EventColdStart, At: now, Role: b.role, Epoch: b.epoch, ICount: 0})
+				}
 			}
 			// Log after a snapshot's count is kept until it is restored.
 		}
@@ -260,9 +270,17 @@ func (b *Backup) onFrame(now time.Duration, frame []byte, second bool) error {
 	if b.live != nil {
 		return b.live.onFrame(now, frame, second) // a new backup may join us
 	}
+	if b.role == RoleGoingLive {
+		// We stopped listening to the primary, but not to a primary that
+		// says it is live (fence).
+		b.ch.noteHello(now, frame, second)
+		b.fence(now)
+		return nil
+	}
 	if b.role != RoleBackup {
 		return nil
 	}
+	defer b.fence(now)
 	ctl, stream, err := b.ch.receive(now, frame, second)
 	if b.ch.epoch > b.epoch {
 		b.epoch = b.ch.epoch // a primary of a later epoch took us on
@@ -301,13 +319,53 @@ func (b *Backup) OnArbiterReply(now time.Duration, epoch uint64, won bool, err e
 		b.claimAt = now + b.cfg.ArbiterRetry
 		return nil
 	}
-	if !won {
-		b.claimEpoch = 0
-		b.setRole(now, RoleHalted)
+	if !won || b.fenceEpoch >= b.claimEpoch || b.ch.livePeer >= b.claimEpoch {
+		// Lost; or granted while the peer was heard live in that epoch
+		// (an arbiter that lost its state grants twice): never go live
+		// beside it.
+		if b.fence(now); b.role != RoleHalted {
+			b.claimEpoch = 0
+			b.setRole(now, RoleHalted)
+		}
 		return nil
 	}
 	b.claimWon = true
 	return b.maybePromote(now)
+}
+
+// OnArbiterCurrent feeds an answer to the read-only current-epoch query
+// (see Primary.OnArbiterCurrent): a later epoch granted to the peer
+// supersedes this backup (it yields: the owner rejoins it as the peer's
+// backup in that epoch).
+func (b *Backup) OnArbiterCurrent(now time.Duration, epoch uint64, holder string) {
+	b.tick(now)
+	if b.live != nil {
+		b.live.OnArbiterCurrent(now, epoch, holder)
+		return
+	}
+	if holder != "" && holder != b.cfg.Name {
+		b.fenceEpoch = max(b.fenceEpoch, epoch)
+	}
+	b.fence(now)
+}
+
+// fence yields when the peer is live in (or was granted) an epoch that
+// leaves this backup nothing to do: the one it claims, or, while it follows
+// a primary of its own epoch on a confirmed session, a later one (the
+// primary gave it up and went on alone). A waiting backup simply follows
+// the next primary's hello instead.
+func (b *Backup) fence(now time.Duration) {
+	lp := max(b.fenceEpoch, b.ch.livePeer)
+	b.st.LivePeerEpoch = max(b.st.LivePeerEpoch, lp)
+	switch {
+	case b.live != nil || b.role == RoleHalted:
+		return
+	case b.role == RoleGoingLive && b.claimEpoch != 0 && lp >= b.claimEpoch,
+		b.role == RoleBackup && lp > b.epoch && (b.ch.confirmed() || b.fenceEpoch > b.epoch):
+		b.claimEpoch = 0
+		b.ob.Events = append(b.ob.Events, Event{Kind: EventYield, At: now, Role: b.role, Epoch: lp, ICount: b.m.ICount()})
+		b.setRole(now, RoleHalted)
+	}
 }
 
 // failAt is when the primary counts as failed if nothing more arrives:
@@ -343,7 +401,9 @@ func (b *Backup) Step(now time.Duration) error {
 	if b.live != nil {
 		return b.live.Step(now)
 	}
-	if b.role == RoleHalted {
+	frozen := b.lastStep != 0 && now-b.lastStep > b.cfg.Timeout
+	b.lastStep = now
+	if b.fence(now); b.role == RoleHalted {
 		return nil
 	}
 	var errs []error
@@ -358,6 +418,11 @@ func (b *Backup) Step(now time.Duration) error {
 		}
 		b.setRole(now, RoleGoingLive)
 		b.claimEpoch, b.claimAt = b.epoch+1, now
+		if frozen {
+			// Frozen past the timeout (see Primary.Step): hear a primary
+			// that went live meanwhile before claiming.
+			b.claimAt = now + 2*b.cfg.HelloInterval
+		}
 	}
 	if b.role == RoleGoingLive && !b.claimWon && now >= b.claimAt {
 		b.ob.Arbiter = append(b.ob.Arbiter, ArbiterRequest{Epoch: b.claimEpoch, Who: b.cfg.Name})
@@ -620,6 +685,8 @@ func (b *Backup) Status() Status {
 		s.SyncStarted, s.SyncDone, s.SyncTransfers, s.SyncAborts = l.SyncStarted, l.SyncDone, l.SyncTransfers, l.SyncAborts
 		s.SnapshotBytes = l.SnapshotBytes
 		s.PeerICount = l.PeerICount
+		s.Proving, s.Rivals = l.Proving, s.Rivals+l.Rivals
+		s.LivePeerEpoch = max(s.LivePeerEpoch, l.LivePeerEpoch)
 		if l.PeerLastHeard != 0 {
 			s.PeerLastHeard = l.PeerLastHeard
 		}

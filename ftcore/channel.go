@@ -66,7 +66,9 @@ type channel struct {
 	logHeard  bool
 	stuckFrom time.Duration // sender: when the oldest unacknowledged entry was sent (0: none)
 	peerEpoch uint64        // highest epoch seen on an authentic frame
-	yieldTo   uint64        // primary: a primary's authentic hello of a later epoch arrived
+	livePeer  uint64        // highest epoch of an authentic primary hello (never below ours: OpenHello refuses older)
+	rivalAt   time.Duration // primary: last authentic primary hello of our own epoch (0: none)
+	mute      bool          // primary: send no hello (a start claim is pending)
 }
 
 type outEntry struct {
@@ -184,7 +186,7 @@ func (c *channel) resend(frames int) (int, error) {
 
 // tick runs the channel's timers: handshake retries and retransmission.
 func (c *channel) tick(now time.Duration) error {
-	if c.role == logwire.RolePrimary && c.sess == nil && now >= c.helloAt {
+	if c.role == logwire.RolePrimary && c.sess == nil && !c.mute && now >= c.helloAt {
 		if c.hello.Nonce == ([32]byte{}) {
 			if _, err := io.ReadFull(c.cfg.Rand, c.hello.Nonce[:]); err != nil {
 				return fmt.Errorf("hello nonce: %w", err)
@@ -218,8 +220,11 @@ func (c *channel) tick(now time.Duration) error {
 // deadline is when tick must run next (0: no timer).
 func (c *channel) deadline() time.Duration {
 	var d time.Duration
-	if c.role == logwire.RolePrimary && c.sess == nil {
-		d = c.helloAt
+	if c.role == logwire.RolePrimary && c.sess == nil && !c.mute {
+		// max(…, 1): a fresh channel's first hello is due at once, and 0
+		// would mean "no timer" (an idle guest's primary was then never
+		// stepped, so a restarted backup never heard a hello).
+		d = max(c.helloAt, 1)
 	}
 	if c.sess != nil && c.timerOn {
 		d = minDeadline(d, c.rtoAt)
@@ -376,9 +381,18 @@ func (c *channel) onHello(now time.Duration, frame []byte) error {
 		return fmt.Errorf("%w: %w", ErrFrame, err)
 	}
 	c.st.PeerEpochHeard = max(c.st.PeerEpochHeard, peer.Epoch)
+	if peer.Role == logwire.RolePrimary {
+		// The peer is live in peer.Epoch (a primary says hello only in an
+		// epoch it won, or in the epoch 1 of a new pair): whoever hears
+		// it decides from the epochs (Primary.fence, Backup.fence).
+		c.livePeer = max(c.livePeer, peer.Epoch)
+		c.st.LivePeerEpoch = max(c.st.LivePeerEpoch, peer.Epoch)
+	}
 	if c.role == logwire.RolePrimary {
-		if peer.Role == logwire.RolePrimary && peer.Epoch > c.epoch {
-			c.yieldTo = max(c.yieldTo, peer.Epoch) // a live primary of a later epoch
+		if peer.Role == logwire.RolePrimary {
+			if peer.Epoch == c.epoch {
+				c.rivalAt = max(now, 1)
+			}
 			return nil
 		}
 		if c.sess != nil || peer.Role != logwire.RoleBackup || c.hello.Nonce == ([32]byte{}) || peer.Echo != c.hello.Nonce {
@@ -423,6 +437,29 @@ func (c *channel) onHello(now time.Duration, frame []byte) error {
 	c.emit(f, false)
 	return nil
 }
+
+// noteHello authenticates a hello and records what it says of the peer's
+// epoch (livePeer, rivalAt) without any handshake: for a box that no
+// longer talks to its peer (claiming an epoch, going live) but must still
+// learn that the peer is live. Anything else is ignored.
+func (c *channel) noteHello(now time.Duration, raw []byte, second bool) {
+	h, err := logwire.ParseHeader(raw)
+	if err != nil || !h.IsHello() || second {
+		return
+	}
+	peer, _, err := c.ep.OpenHello(bytes.Clone(raw), c.epoch)
+	if err != nil || peer.Role != logwire.RolePrimary {
+		return
+	}
+	c.livePeer = max(c.livePeer, peer.Epoch)
+	c.st.LivePeerEpoch = max(c.st.LivePeerEpoch, peer.Epoch)
+	if c.role == logwire.RolePrimary && peer.Epoch == c.epoch {
+		c.rivalAt = max(now, 1)
+	}
+}
+
+// confirmed: a session whose peer proved it holds the keys.
+func (c *channel) confirmed() bool { return c.sess != nil && c.sess.Confirmed() }
 
 // control sends one control frame (Base 0) with es, on the logging link or
 // on the second path.

@@ -65,6 +65,16 @@ type Primary struct {
 	snapEnd uint64 // stream position of its last piece (0: not all appended)
 	syncPos uint64 // position of the InSync mark until the backup acked it (0: none)
 	yielded bool
+
+	// Epoch fencing (see "Epochs and fencing" in the package documentation).
+	startPending bool          // Config.StartClaim: p.epoch is not won yet
+	startAt      time.Duration // when to ask (again) for it
+	fenceEpoch   uint64        // the peer is live in (or was granted) this epoch
+	proving      bool          // a rival of our epoch was heard: output held until the arbiter answers
+	proveAt      time.Duration // when to ask (again)
+	provedAt     time.Duration // when the arbiter last confirmed our grant
+	bumpEpoch    uint64        // unprotected: asked for this epoch because the peer holds ours (OnArbiterCurrent)
+	lastStep     time.Duration // when Step last ran (a longer gap: this box was frozen)
 }
 
 type heldOut struct {
@@ -86,6 +96,9 @@ func NewPrimary(cfg Config, m Machine) (*Primary, error) {
 	}
 	p := &Primary{cfg: cfg, m: m, role: RolePrimary, epoch: cfg.Epoch, alarmedIC: map[uint64]bool{}}
 	p.ch = newChannel(&p.cfg, &p.st, logwire.RolePrimary, p.epoch)
+	if cfg.StartClaim {
+		p.startPending, p.ch.mute = true, true
+	}
 	return p, nil
 }
 
@@ -267,9 +280,17 @@ func (p *Primary) OnPeerLANFrame(now time.Duration, frame []byte) error {
 
 func (p *Primary) onFrame(now time.Duration, frame []byte, second bool) error {
 	p.tick(now)
-	if p.ch == nil || p.role == RoleHalted || p.claimEpoch != 0 {
-		return nil // no backup any more: nothing it says matters
+	if p.ch == nil || p.role == RoleHalted {
+		return nil
 	}
+	if p.claimEpoch != 0 || p.startPending {
+		// No backup (any more): nothing it says matters; but a live
+		// primary's hello does (fence).
+		p.ch.noteHello(now, frame, second)
+		p.fence(now)
+		return nil
+	}
+	defer p.fence(now)
 	acked := p.ch.acked
 	ctl, stream, err := p.ch.receive(now, frame, second)
 	if err != nil {
@@ -304,6 +325,32 @@ func (p *Primary) onFrame(now time.Duration, frame []byte, second bool) error {
 // call (err) is asked again after ArbiterRetry.
 func (p *Primary) OnArbiterReply(now time.Duration, epoch uint64, won bool, err error) error {
 	p.tick(now)
+	if p.role == RoleHalted {
+		return nil
+	}
+	if p.startPending && epoch == p.epoch {
+		return p.onStartClaim(now, won, err)
+	}
+	if p.proving && epoch == p.epoch && p.claimEpoch == 0 {
+		return p.onProof(now, won, err)
+	}
+	if p.bumpEpoch != 0 && epoch == p.bumpEpoch {
+		p.bumpEpoch = 0
+		switch {
+		case err != nil: // asked again at the next query
+		case won && p.role == RoleUnprotected && p.fenceEpoch < epoch:
+			p.epoch = epoch
+			p.st.EpochChanges++
+			p.ob.Events = append(p.ob.Events, Event{Kind: EventRoleChanged, At: now, Role: p.role, Epoch: p.epoch, ICount: p.m.ICount()})
+			if !p.syncing {
+				p.listen() // hellos in the new epoch
+			}
+		case !won:
+			p.fenceEpoch = max(p.fenceEpoch, epoch)
+			p.fence(now)
+		}
+		return nil
+	}
 	if p.claimEpoch == 0 || epoch != p.claimEpoch {
 		return nil
 	}
@@ -312,8 +359,18 @@ func (p *Primary) OnArbiterReply(now time.Duration, epoch uint64, won bool, err 
 		return nil
 	}
 	p.claimEpoch = 0
+	if won && p.fenceEpoch >= epoch {
+		// Granted, yet the peer was heard live in that epoch (or a
+		// later one): the arbiter granted it twice (it lost its state).
+		// The peer has served since: never a second primary.
+		won = false
+	}
 	if !won {
 		p.held = nil
+		if p.fenceEpoch >= epoch {
+			p.yield(now)
+			return nil
+		}
 		p.setRole(now, RoleHalted)
 		return nil
 	}
@@ -323,6 +380,123 @@ func (p *Primary) OnArbiterReply(now time.Duration, epoch uint64, won bool, err 
 	p.release()
 	p.listen() // a new backup may join (state transfer)
 	return nil
+}
+
+// onStartClaim takes the arbiter's answer to the start claim
+// (Config.StartClaim). Won, the primary starts for real: it says hello and
+// waits for its backup, the guest from instruction 0.
+func (p *Primary) onStartClaim(now time.Duration, won bool, err error) error {
+	if err != nil {
+		p.startAt = now + p.cfg.ArbiterRetry
+		return nil
+	}
+	if won && p.fenceEpoch >= p.epoch {
+		won = false // the peer is live in it: a second grant (see OnArbiterReply)
+	}
+	p.startPending = false
+	if !won {
+		p.held = nil
+		if p.fenceEpoch >= p.epoch {
+			p.yield(now)
+			return nil
+		}
+		p.setRole(now, RoleHalted)
+		return nil
+	}
+	p.ch.mute = false
+	p.start(now) // guest time and the connect timeout count from the grant
+	if p.cfg.ColdStart {
+		p.ob.Events = append(p.ob.Events, Event{Kind: EventColdStart, At: now, Role: p.role, Epoch: p.epoch, ICount: p.m.ICount()})
+	}
+	return nil
+}
+
+// onProof takes the arbiter's answer to "do we hold our epoch?", asked
+// because a rival primary of our epoch was heard: the arbiter grants an
+// epoch once, so at most one of two rivals is told yes (a repeated
+// request by the holder wins); the other halts.
+func (p *Primary) onProof(now time.Duration, won bool, err error) error {
+	if err != nil {
+		p.proveAt = now + p.cfg.ArbiterRetry
+		return nil
+	}
+	p.proving = false
+	if !won {
+		p.held = nil
+		p.setRole(now, RoleHalted)
+		return nil
+	}
+	p.provedAt = now
+	p.release()
+	return nil
+}
+
+// OnArbiterCurrent feeds an answer to the read-only current-epoch query
+// (Arbiter.Current), which the owner may make at any time: a later epoch
+// granted to the peer means this box was superseded (it yields, as on
+// hearing the peer live in it); its own epoch held by the peer makes it
+// prove its grant. An arbiter behind this live box's epoch (it lost its
+// state) is told the epoch again: a test-and-set of the epoch we hold.
+func (p *Primary) OnArbiterCurrent(now time.Duration, epoch uint64, holder string) {
+	p.tick(now)
+	if p.role == RoleHalted || holder == "" && epoch != 0 {
+		return
+	}
+	switch {
+	case holder != p.cfg.Name && epoch > p.epoch:
+		p.fenceEpoch = max(p.fenceEpoch, epoch)
+	case holder != p.cfg.Name && epoch == p.epoch && p.role == RoleUnprotected && !p.syncing && p.bumpEpoch == 0:
+		// The peer holds our epoch, yet we serve in it and hear no rival
+		// (fence would have made us prove): a second grant to a peer that
+		// then yielded to us. Take the next epoch, so that the arbiter
+		// names the box that serves; lost, fence yields to the holder.
+		p.bumpEpoch = p.epoch + 1
+		p.ob.Arbiter = append(p.ob.Arbiter, ArbiterRequest{Epoch: p.bumpEpoch, Who: p.cfg.Name})
+		p.st.ArbiterRequests++
+	case epoch < p.epoch && !p.startPending && p.claimEpoch == 0 && (p.role == RolePrimary || p.role == RoleUnprotected):
+		p.ob.Arbiter = append(p.ob.Arbiter, ArbiterRequest{Epoch: p.epoch, Who: p.cfg.Name})
+		p.st.ArbiterRequests++
+	}
+	p.fence(now)
+}
+
+// fence acts on what the primary knows of the peer's epoch: a peer live in
+// a later epoch (or, while the start claim is pending, in the epoch being
+// claimed) supersedes this box: it yields (EventYield: the owner restarts
+// it as the peer's joining backup). A primary of our own epoch heard on the
+// logging link is a rival: prove the grant.
+func (p *Primary) fence(now time.Duration) {
+	if p.role == RoleHalted || p.yielded {
+		return
+	}
+	if p.ch != nil {
+		p.fenceEpoch = max(p.fenceEpoch, p.ch.livePeer)
+	}
+	if p.fenceEpoch > p.epoch || (p.startPending && p.fenceEpoch >= p.epoch) {
+		p.yield(now)
+		return
+	}
+	if p.ch != nil && !p.startPending && p.claimEpoch == 0 && !p.proving && p.ch.rivalAt != 0 &&
+		(p.provedAt == 0 || p.ch.rivalAt > p.provedAt+p.cfg.Timeout) {
+		p.startProving(now)
+	}
+}
+
+func (p *Primary) startProving(now time.Duration) {
+	p.proving, p.proveAt = true, now
+	p.st.Rivals++
+	p.ob.Events = append(p.ob.Events, Event{Kind: EventRival, At: now, Role: p.role, Epoch: p.epoch, ICount: p.m.ICount()})
+}
+
+// yield halts a primary superseded by a peer live in a later epoch: its
+// held output dies with it (the peer never acknowledged it, or it would
+// not have been held), and the owner rejoins as the peer's backup.
+func (p *Primary) yield(now time.Duration) {
+	p.yielded = true
+	p.held = nil
+	p.startPending, p.claimEpoch, p.proving = false, 0, false
+	p.ob.Events = append(p.ob.Events, Event{Kind: EventYield, At: now, Role: p.role, Epoch: max(p.fenceEpoch, p.epoch), ICount: p.m.ICount()})
+	p.setRole(now, RoleHalted)
 }
 
 // logDeadline is when the logging link counts as failed if nothing changes:
@@ -360,14 +534,32 @@ func (p *Primary) Step(now time.Duration) error {
 		return nil
 	}
 	var errs []error
-	if p.protected() && !p.ch.logHeard && p.ch.yieldTo > p.epoch && !p.yielded {
-		// A fresh primary that never had a backup heard a live primary
-		// of a later epoch: it must become that primary's backup.
-		p.yielded = true
-		p.held = nil
-		p.ob.Events = append(p.ob.Events, Event{Kind: EventYield, At: now, Role: p.role, Epoch: p.ch.yieldTo, ICount: p.m.ICount()})
-		p.setRole(now, RoleHalted)
+	frozen := p.lastStep != 0 && now-p.lastStep > p.cfg.Timeout
+	p.lastStep = now
+	if p.fence(now); p.role == RoleHalted {
 		return nil
+	}
+	if p.startPending {
+		// Nothing before the epoch is won: no hello, no guest. A cold
+		// start first listens for ColdStartDelay (a surviving peer that
+		// holds the state takes the epoch meanwhile; fence yields to it).
+		if p.startAt == 0 {
+			p.startAt = now
+			if p.cfg.ColdStart {
+				p.startAt = now + p.cfg.ColdStartDelay
+			}
+		}
+		if now >= p.startAt {
+			p.ob.Arbiter = append(p.ob.Arbiter, ArbiterRequest{Epoch: p.epoch, Who: p.cfg.Name})
+			p.st.ArbiterRequests++
+			p.startAt = now + p.cfg.ArbiterRetry
+		}
+		return nil
+	}
+	if p.proving && now >= p.proveAt {
+		p.ob.Arbiter = append(p.ob.Arbiter, ArbiterRequest{Epoch: p.epoch, Who: p.cfg.Name})
+		p.st.ArbiterRequests++
+		p.proveAt = now + p.cfg.ArbiterRetry
 	}
 	if !p.protected() && p.ch != nil {
 		// Unprotected: wait for a joining backup, send it the snapshot.
@@ -403,6 +595,13 @@ func (p *Primary) Step(now time.Duration) error {
 			p.st.FailureDetected = now
 			p.ob.Events = append(p.ob.Events, Event{Kind: EventPeerLost, At: now, Role: p.role, Epoch: p.epoch, ICount: p.m.ICount()})
 			p.claimEpoch, p.claimAt = p.epoch+1, now
+			if frozen {
+				// This box was frozen (SIGSTOP, a VM pause) past the
+				// timeout: the peer may have gone live meanwhile. Its
+				// hellos wait in our socket: hear them before claiming
+				// (fence yields), against an arbiter that lost its state.
+				p.claimAt = now + 2*p.cfg.HelloInterval
+			}
 			if p.ch.sess != nil {
 				// From now on every frame we send says "claiming
 				// claimEpoch": the backup keeps hearing that we are
@@ -691,6 +890,9 @@ func (p *Primary) output(now time.Duration, frames [][]byte) error {
 func (p *Primary) release() {
 	i := 0
 	switch {
+	case p.proving:
+		// A rival of our epoch is live: nothing leaves until the
+		// arbiter says the epoch is ours.
 	case p.role == RoleUnprotected:
 		i = len(p.held)
 	case p.role == RolePrimary && p.claimEpoch == 0:
@@ -717,7 +919,16 @@ func (p *Primary) Deadline() time.Duration {
 	if !p.started {
 		return max(p.now, 1) // the first Step is due
 	}
+	if p.startPending {
+		if p.startAt == 0 {
+			return max(p.now, 1)
+		}
+		return p.startAt
+	}
 	var d time.Duration
+	if p.proving {
+		d = p.proveAt
+	}
 	if p.ch != nil {
 		if p.protected() && p.claimEpoch != 0 {
 			if p.ch.sess != nil {
@@ -725,7 +936,7 @@ func (p *Primary) Deadline() time.Duration {
 			}
 			return p.claimAt
 		}
-		d = p.ch.deadline()
+		d = minDeadline(d, p.ch.deadline())
 		if p.ch.sess != nil {
 			d = minDeadline(d, p.ch.hbAt)
 		}
@@ -738,8 +949,7 @@ func (p *Primary) Deadline() time.Duration {
 		switch {
 		case p.ch.sess != nil && !p.logging(), // a backup answered: start the transfer
 			p.syncing && p.snapEnd != 0 && p.ch.acked >= p.snapEnd, // transfer acked: InSync
-			p.syncing && p.snapEnd == 0 && p.ch.qBytes < p.cfg.MaxUnackedBytes/2 && p.ch.unacked() < p.cfg.MaxUnackedEntry/2,
-			p.protected() && p.ch.yieldTo > p.epoch && !p.ch.logHeard && !p.yielded:
+			p.syncing && p.snapEnd == 0 && p.ch.qBytes < p.cfg.MaxUnackedBytes/2 && p.ch.unacked() < p.cfg.MaxUnackedEntry/2:
 			return p.now
 		}
 	}
@@ -776,6 +986,8 @@ func (p *Primary) Status() Status {
 		s.OldestHeld = p.held[0].at
 	}
 	s.Syncing = p.syncing || p.syncPos != 0
+	s.Proving = p.proving
+	s.LivePeerEpoch = max(s.LivePeerEpoch, p.fenceEpoch)
 	if p.ch != nil {
 		s.LogAppended, s.LogSent, s.LogAcked = p.ch.appended(), p.ch.sent, p.ch.acked
 		s.LagEntries = p.ch.unacked()

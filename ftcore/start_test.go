@@ -109,19 +109,17 @@ func TestStartRole(t *testing.T) {
 		primary bool
 		latest  uint64
 		holder  string
-		role    ftcore.Role
-		epoch   uint64
-		join    bool
+		want    ftcore.Start
 	}{
-		{"A", true, 0, "", ftcore.RolePrimary, 1, false},
-		{"B", false, 0, "", ftcore.RoleBackup, 1, false},
-		{"A", true, 4, "B", ftcore.RoleBackup, 4, true},    // the old primary restarts after a failover: joins
-		{"B", false, 4, "B", ftcore.RolePrimary, 4, false}, // the last live box restarts: cold primary
-		{"B", false, 4, "A", ftcore.RoleBackup, 4, true},
+		{"A", true, 0, "", ftcore.Start{Role: ftcore.RolePrimary, Epoch: 1, Claim: true}}, // a new pair: the primary claims epoch 1
+		{"B", false, 0, "", ftcore.Start{Role: ftcore.RoleBackup, Epoch: 1}},
+		{"A", true, 4, "B", ftcore.Start{Role: ftcore.RoleBackup, Epoch: 4, Join: true}},                // the old primary restarts after a failover: joins
+		{"B", false, 4, "B", ftcore.Start{Role: ftcore.RolePrimary, Epoch: 5, Claim: true, Cold: true}}, // the last live box restarts: a cold start, new epoch
+		{"B", false, 4, "A", ftcore.Start{Role: ftcore.RoleBackup, Epoch: 4, Join: true}},
+		{"A", true, 1, "A", ftcore.Start{Role: ftcore.RolePrimary, Epoch: 2, Claim: true, Cold: true}}, // both boxes of a new pair died: cold
 	} {
-		r, e, j := ftcore.StartRole(c.name, c.primary, c.latest, c.holder)
-		if r != c.role || e != c.epoch || j != c.join {
-			t.Errorf("%+v: got %v %d %v", c, r, e, j)
+		if got := ftcore.StartRole(c.name, c.primary, c.latest, c.holder); got != c.want {
+			t.Errorf("%s primary=%v latest %d/%q: got %+v, want %+v", c.name, c.primary, c.latest, c.holder, got, c.want)
 		}
 	}
 }

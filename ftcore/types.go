@@ -125,6 +125,19 @@ type Config struct {
 	// failed and the backup claims as well. 0 means 1 s; negative waits
 	// as long as the primary is heard.
 	ClaimGrace time.Duration
+	// StartClaim makes a Primary win its epoch (Config.Epoch) from the
+	// arbiter before it does anything else: it sends nothing (no hello),
+	// runs no guest and only listens until the arbiter granted the epoch.
+	// Every primary that starts a fresh guest claims, so that two live
+	// primaries never share an epoch and the arbiter's latest grant always
+	// names the box whose guest holds the state (see StartRole).
+	StartClaim bool
+	// ColdStart says the fresh guest replaces state that died with the
+	// pair (a double failure): the claim waits ColdStartDelay first, so a
+	// surviving peer that holds the state wins the epoch instead (and the
+	// box yields to it on hearing it live); winning reports EventColdStart.
+	ColdStart      bool
+	ColdStartDelay time.Duration // default ClaimGrace + Timeout
 
 	// Channel.
 	RTOInitial       time.Duration // first retransmission timeout, default 4 ms
@@ -159,6 +172,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ClaimGrace == 0 {
 		c.ClaimGrace = time.Second
+	}
+	if c.ColdStartDelay <= 0 {
+		c.ColdStartDelay = max(c.ClaimGrace, 0) + c.Timeout
 	}
 	if c.MaxSnapshot == 0 {
 		c.MaxSnapshot = 4 << 30
@@ -214,10 +230,24 @@ const (
 	EventGuestExit                        // the guest ended
 	EventYield                            // a fresh primary heard a live primary of Epoch: restart as its backup (Join) in that epoch
 	EventSynced                           // state transfer done: the pair is protected again
+	// EventColdStart: the guest started from blank in a new epoch (Epoch)
+	// although the pair had served before: its state was lost in a double
+	// failure. A primary reports it when it wins a ColdStart claim; a
+	// joining backup when its primary's log starts from instruction 0.
+	EventColdStart
+	// EventRival: a primary of this box's own epoch is live on the
+	// logging link (two grants of one epoch: an arbiter that lost its
+	// state). The box holds its output and asks the arbiter whether it
+	// holds the epoch; it halts if not (Role HALTED follows).
+	EventRival
 )
 
 func (k EventKind) String() string {
-	return [...]string{"?", "role_changed", "peer_lost", "announce", "divergence", "guest_exit", "yield", "synced", "?"}[min(int(k), 8)]
+	names := [...]string{"?", "role_changed", "peer_lost", "announce", "divergence", "guest_exit", "yield", "synced", "cold_start", "rival"}
+	if int(k) >= len(names) {
+		return "?"
+	}
+	return names[k]
 }
 
 // Event is a notable happening, reported through the outbox.
@@ -230,30 +260,41 @@ type Event struct {
 	Local, Remote [32]byte
 }
 
+// Start is how a starting box joins its pair (StartRole).
+type Start struct {
+	Role  Role
+	Epoch uint64
+	Join  bool // a joining backup (Config.Join)
+	Claim bool // a primary that must win Epoch first (Config.StartClaim)
+	Cold  bool // the guest's state died with the pair (Config.ColdStart)
+}
+
 // StartRole says how a starting box joins its pair, from what the arbiter
 // answered to the current-epoch query (latest granted epoch and its
 // holder; 0 and "" if nothing was ever granted):
-//   - nothing granted: the configured role (preferPrimary), epoch 1, a
-//     cold pair (both guests fresh, the log from instruction 0);
-//   - the latest grant is this box's (name): it was the last live box,
-//     its guest died with it, and the peer did not take over (else the
-//     grant would be the peer's): it starts as primary of a cold pair in
-//     that epoch, whatever its configured role;
+//   - nothing granted: a new pair. The configured primary (preferPrimary)
+//     claims epoch 1; the other box is its backup in epoch 1, a cold pair
+//     (both guests fresh, the log from instruction 0).
+//   - the latest grant is this box's (name): it was the last live box and
+//     its guest died with it (else the peer would hold a later grant). It
+//     starts a fresh guest as primary and claims latest+1 (a cold start:
+//     the state is lost), after a delay in which a surviving peer that
+//     holds the state would win that epoch first.
 //   - the latest grant is the peer's: the peer may be live, serving
 //     unprotected. This box starts as a joining backup (Config.Join) in
 //     that epoch: it waits for the peer's hello and takes its snapshot,
 //     and never preempts it.
-func StartRole(name string, preferPrimary bool, latest uint64, holder string) (role Role, epoch uint64, join bool) {
+func StartRole(name string, preferPrimary bool, latest uint64, holder string) Start {
 	switch {
 	case latest == 0 || holder == "":
 		if preferPrimary {
-			return RolePrimary, max(latest, 1), false
+			return Start{Role: RolePrimary, Epoch: latest + 1, Claim: true}
 		}
-		return RoleBackup, max(latest, 1), false
+		return Start{Role: RoleBackup, Epoch: max(latest, 1)}
 	case holder == name:
-		return RolePrimary, latest, false
+		return Start{Role: RolePrimary, Epoch: latest + 1, Claim: true, Cold: true}
 	}
-	return RoleBackup, latest, true
+	return Start{Role: RoleBackup, Epoch: latest, Join: true}
 }
 
 // ArbiterRequest asks the arbiter for an atomic test-and-set: grant Epoch to
@@ -347,4 +388,9 @@ type Status struct {
 	SyncAborts     uint64        // transfers abandoned because the peer fell silent
 	SnapshotBytes  uint64        // size of the last snapshot taken or restored
 	PeerEpochHeard uint64        // the highest epoch a peer's authentic hello carried
+
+	// Epoch fencing (see "Epochs and fencing" in the package documentation).
+	LivePeerEpoch uint64 // the highest epoch in which the peer was heard live (a primary's hello) or granted by the arbiter
+	Rivals        uint64 // times a primary of this box's own epoch was heard (two grants of one epoch)
+	Proving       bool   // holding output until the arbiter says whether this box holds its epoch
 }

@@ -243,6 +243,12 @@ func New(o Options) (*World, error) {
 		w.cores = append(w.cores, b.node)
 		w.probes = append(w.probes, b.Probe)
 	}
+	// The pair formed as the appliance forms one: its primary won epoch 1
+	// (ftcore.StartRole, Config.StartClaim) before the world began.
+	if _, err := w.Arbiter.TestAndSet(1, "A"); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	w.Grants = append(w.Grants, Grant{At: 0, Epoch: 1, Who: "A"})
 	if o.Capture != nil {
 		c, err := newCapture(o.Capture)
 		if err != nil {
@@ -322,19 +328,20 @@ func (w *World) Restart(i int) error {
 		return fmt.Errorf("sim: restart %s: %w", w.Boxes[i].Name, ErrArbiterDown) // a starting box asks the arbiter first
 	}
 	latest, holder, _ := w.Arbiter.Current()
-	role, epoch, join := ftcore.StartRole(w.Boxes[i].Name, i == 0, latest, holder)
-	return w.start(i, role, epoch, join)
+	return w.start(i, ftcore.StartRole(w.Boxes[i].Name, i == 0, latest, holder))
 }
 
 // start runs box i as a fresh process in the role given.
-func (w *World) start(i int, role ftcore.Role, epoch uint64, join bool) error {
+func (w *World) start(i int, st ftcore.Start) error {
+	role, epoch := st.Role, st.Epoch
 	b := w.Boxes[i]
 	m, err := w.opts.NewMachine()
 	if err != nil {
 		return fmt.Errorf("sim: restart %s: %w", b.Name, err)
 	}
 	c := w.opts.Config
-	c.Name, c.Endpoint, c.Epoch, c.Join = b.Name, b.Endpoint, epoch, join
+	c.Name, c.Endpoint, c.Epoch, c.Join = b.Name, b.Endpoint, epoch, st.Join
+	c.StartClaim, c.ColdStart = st.Claim, st.Cold
 	c.Rand = seededReader{rand.New(rand.NewPCG(w.rng.Uint64(), w.rng.Uint64()))}
 	probe := &Probe{M: m}
 	var n node
@@ -669,7 +676,7 @@ func (w *World) drain(b *Box) {
 		if e.Kind == ftcore.EventYield {
 			// As the box loop does: a fresh primary that heard a live
 			// one of a later epoch rejoins as its backup, a fresh process.
-			if err := w.start(b.Index, ftcore.RoleBackup, e.Epoch, true); err != nil {
+			if err := w.start(b.Index, ftcore.Start{Role: ftcore.RoleBackup, Epoch: e.Epoch, Join: true}); err != nil {
 				w.Errors = append(w.Errors, err.Error())
 			}
 			w.Counts.Yields++

@@ -357,10 +357,13 @@ func (r *result) settled() bool {
 			return false // a failover (with a slow or down arbiter) takes time
 		}
 	}
+	a, b := r.w.Node(0).Status(), r.w.Node(1).Status()
+	if r.w.Counts.Yields > 0 && (a.Syncing || b.Syncing) {
+		return false // a box that yielded to its peer is rejoining it
+	}
 	if r.second != "restart" || !r.connected {
 		return true
 	}
-	a, b := r.w.Node(0).Status(), r.w.Node(1).Status()
 	return !a.Syncing && !b.Syncing && (a.Role == ftcore.RoleBackup || b.Role == ftcore.RoleBackup)
 }
 
@@ -409,10 +412,21 @@ func (r *result) outcome() error {
 		return nil // the fault came before first contact: no failure detection yet
 	}
 	want := func(a, b ftcore.Role) error {
-		if role != [2]ftcore.Role{a, b} {
-			return fmt.Errorf("roles A %v B %v, want %v %v", role[0], role[1], a, b)
+		if role == [2]ftcore.Role{a, b} {
+			return nil
 		}
-		return nil
+		// A box that would have halted may instead have heard its peer
+		// live in a later epoch and yielded (ftcore's fencing): it
+		// rejoined as the peer's backup, the pair is protected again.
+		// With a faulty arbiter either box may have won first.
+		if w.Counts.Yields > 0 && !w.Node(0).Status().Syncing && !w.Node(1).Status().Syncing &&
+			(a == ftcore.RoleHalted && role == [2]ftcore.Role{ftcore.RoleBackup, ftcore.RolePrimary} ||
+				b == ftcore.RoleHalted && role == [2]ftcore.Role{ftcore.RolePrimary, ftcore.RoleBackup} ||
+				p.arb != "" && (a == ftcore.RoleHalted || b == ftcore.RoleHalted) &&
+					(role == [2]ftcore.Role{ftcore.RolePrimary, ftcore.RoleBackup} || role == [2]ftcore.Role{ftcore.RoleBackup, ftcore.RolePrimary})) {
+			return nil
+		}
+		return fmt.Errorf("roles A %v B %v, want %v %v", role[0], role[1], a, b)
 	}
 	switch p.fault {
 	case "none", "pause-primary-short", "pause-backup-short", "cut-log-short", "cut-lanpath":
