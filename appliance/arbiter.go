@@ -456,7 +456,7 @@ func LoadArbiterState(path string) (grants []ArbiterGrant, exists bool, err erro
 // writeArbiterState replaces the state file atomically and durably: a temp
 // file in the same directory, fsync, rename, fsync of the directory.
 func writeArbiterState(path string, grants []ArbiterGrant) error {
-	gs := slices.Clone(grants)
+	gs := append([]ArbiterGrant{}, grants...) // never null in the file: it loads as empty
 	sort.Slice(gs, func(i, j int) bool { return gs[i].Pair < gs[j].Pair })
 	sum, err := grantsSum(gs)
 	if err != nil {
@@ -513,9 +513,14 @@ func writeArbiterState(path string, grants []ArbiterGrant) error {
 type ArbiterServerConfig struct {
 	// Keys are the pre-shared keys of the pairs served (one per pair).
 	Keys [][KeySize]byte
-	// StatePath is the state file. It is created on the first grant if
-	// missing; an existing file that does not load is an error.
+	// StatePath is the state file. A missing one is an error unless Init
+	// is set; an existing file that does not load is an error.
 	StatePath string
+	// Init creates a state file with nothing granted; it refuses to run
+	// if the file exists. An arbiter must never start blank by accident
+	// (a wrong path, a tmpfs, a reinstalled host): a blank arbiter grants
+	// again an epoch a live box holds.
+	Init bool
 	// MaxSkew bounds |request time − server time|; 0 means
 	// DefaultArbiterMaxSkew.
 	MaxSkew time.Duration
@@ -616,11 +621,23 @@ func NewArbiterServer(cfg ArbiterServerConfig) (*ArbiterServer, error) {
 		lock.Close()
 		return nil, fmt.Errorf("arbiter: %w (refusing to start: a reset state could grant an epoch twice; restore the file or remove it deliberately)", err)
 	}
+	switch {
+	case exists && cfg.Init:
+		lock.Close()
+		return nil, fmt.Errorf("arbiter: --init, but the state file %s exists (it holds the grants: start without --init)", cfg.StatePath)
+	case !exists && !cfg.Init:
+		lock.Close()
+		return nil, fmt.Errorf("arbiter: state file %s does not exist: refusing to start with nothing granted, which could grant a live box's epoch twice. "+
+			"A new arbiter: start it once with --init. A lost state file: restore it, or start with --init knowing that the live box re-asserts its epoch within a second", cfg.StatePath)
+	case cfg.Init:
+		if err := writeArbiterState(cfg.StatePath, nil); err != nil {
+			lock.Close()
+			return nil, fmt.Errorf("arbiter: --init: %w", err)
+		}
+		s.log.Warn("arbiter: --init: new state file, nothing granted", "state", cfg.StatePath)
+	}
 	for _, g := range grants {
 		s.grants[g.Pair] = g
-	}
-	if !exists {
-		s.log.Warn("arbiter: no state file; starting with nothing granted", "state", cfg.StatePath)
 	}
 	for p := range s.keys {
 		g := s.grants[hex.EncodeToString(p[:])]

@@ -70,7 +70,7 @@ func arbClient(t *testing.T, addr string, psk [KeySize]byte, opts ArbiterClientO
 }
 
 func stateCfg(t *testing.T, keys ...[KeySize]byte) ArbiterServerConfig {
-	return ArbiterServerConfig{Keys: keys, StatePath: filepath.Join(t.TempDir(), "arbiter.state")}
+	return ArbiterServerConfig{Keys: keys, StatePath: filepath.Join(t.TempDir(), "arbiter.state"), Init: true}
 }
 
 // TestArbiterMatchesMemArbiter drives the real service and ftcore's
@@ -207,6 +207,7 @@ func TestArbiterRestart(t *testing.T) {
 		t.Fatalf("second arbiter on the same state file: %v", err)
 	}
 	ta.stop()
+	cfg.Init = false // the state file exists now
 
 	ta = startArbiter(t, cfg)
 	c := arbClient(t, ta.addr, pskA, ArbiterClientOptions{})
@@ -441,7 +442,7 @@ func TestArbiterPersistFailure(t *testing.T) {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	ta := startArbiter(t, ArbiterServerConfig{Keys: [][KeySize]byte{psk}, StatePath: filepath.Join(dir, "s")})
+	ta := startArbiter(t, ArbiterServerConfig{Keys: [][KeySize]byte{psk}, StatePath: filepath.Join(dir, "s"), Init: true})
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -517,7 +518,7 @@ func FuzzArbiterRequest(f *testing.F) {
 	f.Add([]byte("FTAQ"))
 	f.Add([]byte{})
 	srv, err := NewArbiterServer(ArbiterServerConfig{Keys: [][KeySize]byte{psk},
-		StatePath: filepath.Join(f.TempDir(), "state"), Now: func() time.Time { return now }})
+		StatePath: filepath.Join(f.TempDir(), "state"), Init: true, Now: func() time.Time { return now }})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -567,7 +568,7 @@ func FuzzArbiterReply(f *testing.F) {
 // epoch is refused as malformed.
 func TestArbiterQuery(t *testing.T) {
 	psk := arbTestKey(12)
-	srv, err := NewArbiterServer(ArbiterServerConfig{Keys: [][KeySize]byte{psk}, StatePath: filepath.Join(t.TempDir(), "state")})
+	srv, err := NewArbiterServer(ArbiterServerConfig{Keys: [][KeySize]byte{psk}, StatePath: filepath.Join(t.TempDir(), "state"), Init: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -615,5 +616,38 @@ func TestArbiterQuery(t *testing.T) {
 	m.TestAndSet(3, "A")
 	if d, err := (CoreArbiter{&m}).Query(ctx, "B"); err != nil || d.Epoch != 3 || d.Holder != "A" {
 		t.Fatalf("CoreArbiter query: %+v %v", d, err)
+	}
+}
+
+// TestArbiterNeverStartsBlank: a missing state file (a wrong path, a
+// tmpfs, a reinstalled host) stops the arbiter unless --init says this is a
+// new one; --init never resets an existing file; the file --init creates
+// lets the next start go without it.
+func TestArbiterNeverStartsBlank(t *testing.T) {
+	psk := arbTestKey(12)
+	p := filepath.Join(t.TempDir(), "arbiter.state")
+	_, err := NewArbiterServer(ArbiterServerConfig{Keys: [][KeySize]byte{psk}, StatePath: p})
+	if err == nil || !strings.Contains(err.Error(), "--init") || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("missing state file without --init: %v", err)
+	}
+	if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused start created %s: %v", p, err)
+	}
+	ta := startArbiter(t, ArbiterServerConfig{Keys: [][KeySize]byte{psk}, StatePath: p, Init: true})
+	if grants, ok, err := LoadArbiterState(p); err != nil || !ok || len(grants) != 0 {
+		t.Fatalf("--init left %v %v %v", grants, ok, err)
+	}
+	if won, err := arbClient(t, ta.addr, psk, ArbiterClientOptions{}).TestAndSet(2, "boxa"); !won || err != nil {
+		t.Fatal(won, err)
+	}
+	ta.stop()
+	_, err = NewArbiterServer(ArbiterServerConfig{Keys: [][KeySize]byte{psk}, StatePath: p, Init: true})
+	if err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("--init over an existing state file: %v", err)
+	}
+	ta = startArbiter(t, ArbiterServerConfig{Keys: [][KeySize]byte{psk}, StatePath: p})
+	d, err := arbClient(t, ta.addr, psk, ArbiterClientOptions{}).Claim(context.Background(), 2, "boxb")
+	if err != nil || d.Won || d.Holder != "boxa" {
+		t.Fatalf("after a restart without --init: %+v %v", d, err)
 	}
 }

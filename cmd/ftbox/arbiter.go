@@ -23,6 +23,7 @@ func arbiterCmd() *cobra.Command {
 		metricsAddr   string
 		keyFiles      []string
 		maxSkew       time.Duration
+		initState     bool
 	)
 	c := &cobra.Command{
 		Use:   "arbiter --listen ADDR --state FILE --key FILE",
@@ -31,7 +32,8 @@ func arbiterCmd() *cobra.Command {
 			"claimant of an epoch above every epoch granted so far (a repeated claim by the holder wins again), and\n" +
 			"saves every grant to the state file (fsync) before answering. Requests and replies are authenticated\n" +
 			"with a key derived from the pair's key file (--key, repeatable: one per pair served). A state file that\n" +
-			"does not load stops the arbiter instead of resetting it.",
+			"does not load, or is missing, stops the arbiter instead of resetting it: start a new arbiter once with\n" +
+			"--init, which creates the state file (and refuses if it exists).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if listen == "" || state == "" || len(keyFiles) == 0 {
@@ -47,7 +49,7 @@ func arbiterCmd() *cobra.Command {
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 			srv, err := appliance.NewArbiterServer(appliance.ArbiterServerConfig{
-				Keys: keys, StatePath: state, MaxSkew: maxSkew, Log: log,
+				Keys: keys, StatePath: state, Init: initState, MaxSkew: maxSkew, Log: log,
 			})
 			if err != nil {
 				return err
@@ -92,7 +94,8 @@ func arbiterCmd() *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&listen, "listen", "", "UDP address to listen on (host:port)")
-	c.Flags().StringVar(&state, "state", "", "state file (created on the first grant; its directory must be writable)")
+	c.Flags().StringVar(&state, "state", "", "state file (must exist unless --init; its directory must be writable)")
+	c.Flags().BoolVar(&initState, "init", false, "a new arbiter: create the state file with nothing granted (refused if it exists); never leave it in a unit file")
 	c.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics (ftbox_arbiter_*) on this address, e.g. :9478")
 	c.Flags().StringArrayVar(&keyFiles, "key", nil, "a pair's key file (ftbox keygen); repeat for several pairs")
 	c.Flags().DurationVar(&maxSkew, "max-skew", appliance.DefaultArbiterMaxSkew, "largest accepted difference between a request's clock and ours (clients correct theirs automatically)")
