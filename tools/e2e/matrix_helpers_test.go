@@ -48,7 +48,9 @@ type statusExtra struct {
 		Syncing bool `json:"syncing"`
 	} `json:"replication"`
 	Counters struct {
-		Duplicates uint64 `json:"duplicates"`
+		Duplicates        uint64 `json:"duplicates"`
+		LogFramesSent     uint64 `json:"log_frames_sent"`
+		LogFramesReceived uint64 `json:"log_frames_received"`
 	} `json:"counters"`
 	Guest struct {
 		ICount uint64 `json:"icount"`
@@ -139,7 +141,8 @@ func (l *Lab) statusSample(box string) sample {
 	}
 	var s Status
 	var x statusExtra
-	if json.Unmarshal(out, &s) != nil || s.SchemaVersion == 0 {
+	// Exit 3: the daemon did not answer (ftbox status still prints an UNKNOWN object).
+	if code == 3 || json.Unmarshal(out, &s) != nil || s.SchemaVersion == 0 || s.Role == "" {
 		return sample{at: at, code: code}
 	}
 	_ = json.Unmarshal(out, &x)
