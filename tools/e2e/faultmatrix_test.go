@@ -185,9 +185,9 @@ func faultStopPrimary(t *testing.T, f *faultRun, d time.Duration) {
 func faultArbiterDown(t *testing.T, f *faultRun) {
 	f.l.mustRun("kill", "arb")
 	downAt := time.Now()
-	// A box notices a dead arbiter by asking it; give it 3 s (the lab's
+	// A box notices a dead arbiter by asking it; give it 4 s (the lab's
 	// arbiter timeout is 500 ms), then 4 s in which no sample may exit 0.
-	const grace = 3 * time.Second
+	const grace = 4 * time.Second
 	f.m.Quiet(grace)
 	time.Sleep(grace + 4*time.Second)
 	n := f.m.Unquiet()
