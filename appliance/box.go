@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -152,6 +153,8 @@ type Box struct {
 	startWall                  time.Time
 	lanIn, logIn, lanPathIn    chan []byte
 	arbIn                      chan arbAnswer
+	arbCur                     chan arbCurrent
+	ackReq                     chan chan *Status
 	ctl                        chan ctlReq
 	portErr                    chan error
 	stop                       chan struct{}
@@ -216,6 +219,21 @@ type Box struct {
 	stepErrs uint64
 	lastWarn time.Duration
 
+	// Fencing and alarms (loop-owned).
+	foreignAt   time.Duration // last frame of the guest's MAC from the LAN while live (0: none)
+	coldStarts  uint64
+	coldAlarm   *AlarmStatus // unacknowledged cold start
+	rivals      uint64
+	rivalAlarm  *AlarmStatus // unacknowledged rival primary
+	yields      uint64
+	peerEver    time.Duration // the peer was last heard, over every core of this process (0: never)
+	queryBusy   bool
+	queryAt     time.Duration // next current-epoch query
+	queryOK     time.Duration // last answer (0: none)
+	queryErr    error         // the last query's error (nil: it answered)
+	latestEpoch uint64        // the arbiter's latest grant, from the last answer
+	latestWho   string
+
 	// The second heartbeat path (loop-owned).
 	lanPathOut   uint64        // heartbeat frames written
 	lanPathAuth  uint64        // authentic frames from the peer
@@ -230,6 +248,7 @@ type node interface {
 	OnLogFrame(now time.Duration, frame []byte) error
 	OnPeerLANFrame(now time.Duration, frame []byte) error
 	OnArbiterReply(now time.Duration, epoch uint64, won bool, err error) error
+	OnArbiterCurrent(now time.Duration, epoch uint64, holder string)
 	Step(now time.Duration) error
 	Deadline() time.Duration
 	Outbox() ftcore.Outbox
@@ -244,6 +263,12 @@ type arbAnswer struct {
 	err    error
 	latest uint64 // the latest granted epoch, if the arbiter says (0: unknown)
 	holder string
+}
+
+// arbCurrent is an answer to the periodic current-epoch query.
+type arbCurrent struct {
+	d   ArbiterDecision
+	err error
 }
 
 type ctlReq struct {
@@ -265,7 +290,7 @@ func NewBox(cfg *Config, opts BoxOptions) (b *Box, err error) {
 	b = &Box{
 		cfg: cfg, opts: opts, log: opts.Log,
 		lanIn: make(chan []byte, 1024), logIn: make(chan []byte, 4096), lanPathIn: make(chan []byte, 256),
-		arbIn: make(chan arbAnswer, 4), ctl: make(chan ctlReq), portErr: make(chan error, 4),
+		arbIn: make(chan arbAnswer, 4), arbCur: make(chan arbCurrent, 1), ackReq: make(chan chan *Status), ctl: make(chan ctlReq), portErr: make(chan error, 4),
 		stop: make(chan struct{}), running: make(chan struct{}),
 		epoch: max(opts.Epoch, 1), startRole: preferredRole(cfg), connectTimeout: opts.ConnectTimeout, schedule: opts.Announce,
 		notify: opts.Notify,
@@ -641,6 +666,10 @@ func (b *Box) Run(ctx context.Context) error {
 			b.onArbiter(b.now(), r)
 		case q := <-b.ctl:
 			q.reply <- b.snapshot(b.now())
+		case r := <-b.arbCur:
+			b.onArbiterCurrent(b.now(), r)
+		case reply := <-b.ackReq:
+			reply <- b.ack(b.now())
 		case <-timer.C:
 		}
 		if !timer.Stop() {
@@ -681,6 +710,10 @@ func (b *Box) drain(ctx context.Context, now time.Duration) error {
 			b.onArbiter(now, r)
 		case q := <-b.ctl:
 			q.reply <- b.snapshot(now)
+		case r := <-b.arbCur:
+			b.onArbiterCurrent(now, r)
+		case reply := <-b.ackReq:
+			reply <- b.ack(now)
 		default:
 			return nil
 		}
@@ -736,6 +769,7 @@ func (b *Box) onLAN(now time.Duration, f []byte) {
 		// primary's outputs), a second live copy if this box is live.
 		if b.isLive() && b.gatePass && now-b.liveAt > time.Second {
 			b.foreignGuest.Add(1)
+			b.foreignAt = now
 		}
 		if b.role != ftcore.RoleBackup {
 			return // never feed the guest its own frames
@@ -822,12 +856,21 @@ func (b *Box) onLANPath(now time.Duration, f []byte) {
 
 func (b *Box) onArbiter(now time.Duration, r arbAnswer) {
 	b.arbBusy = false
+	if r.won {
+		// Hear what the logging link holds before acting on a grant: a
+		// peer's hello saying it is live in that epoch already (an
+		// arbiter that lost its state grants twice) makes ftcore refuse it.
+		b.drainLog(now)
+	}
 	switch {
 	case r.err != nil:
 		b.arbLast = "error: " + r.err.Error()
 		b.warn(now, "arbiter", r.err)
 	case r.won:
 		b.arbLast = fmt.Sprintf("won epoch %d", r.epoch)
+		if r.epoch >= b.latestEpoch {
+			b.latestEpoch, b.latestWho = r.epoch, b.cfg.Box.Name
+		}
 		b.log.Info("arbiter granted epoch", "epoch", r.epoch)
 	default:
 		b.arbLast = fmt.Sprintf("lost epoch %d", r.epoch)
@@ -836,6 +879,9 @@ func (b *Box) onArbiter(now time.Duration, r arbAnswer) {
 		}
 		b.peerEpoch = max(b.peerEpoch, r.epoch, r.latest)
 		b.arbLost = r.epoch
+		if r.holder != "" && r.latest >= b.latestEpoch {
+			b.latestEpoch, b.latestWho = r.latest, r.holder
+		}
 		b.log.Warn("arbiter refused epoch: the peer holds it", "epoch", r.epoch)
 	}
 	if err := b.node.OnArbiterReply(now, r.epoch, r.won, r.err); err != nil {
@@ -843,6 +889,92 @@ func (b *Box) onArbiter(now time.Duration, r arbAnswer) {
 	}
 	if r.err == nil {
 		b.arbClaim = 0
+	}
+}
+
+// drainLog takes the logging-link frames waiting in the reader's channel.
+func (b *Box) drainLog(now time.Duration) {
+	for range cap(b.logIn) {
+		select {
+		case f := <-b.logIn:
+			b.onLog(now, f)
+		default:
+			return
+		}
+	}
+}
+
+// queryInterval is the period of the current-epoch query: how soon a box
+// learns that the arbiter is unreachable (no failover possible), behind
+// (it lost its state: the live box tells it its epoch again) or names a
+// later epoch of the peer's (this box was superseded).
+const queryInterval = time.Second
+
+// queryArbiter starts the periodic current-epoch query, one at a time.
+func (b *Box) queryArbiter(now time.Duration) {
+	q, ok := b.opts.Arbiter.(arbiterQuerier)
+	if !ok || b.queryBusy || now < b.queryAt {
+		return
+	}
+	b.queryBusy, b.queryAt = true, now+queryInterval
+	timeout := b.cfg.Arbiter.Timeout.Duration
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		d, err := q.Query(ctx, b.cfg.Box.Name)
+		select {
+		case b.arbCur <- arbCurrent{d, err}:
+		case <-b.running:
+		}
+	}()
+}
+
+func (b *Box) onArbiterCurrent(now time.Duration, r arbCurrent) {
+	b.queryBusy = false
+	if r.err != nil {
+		if b.queryErr == nil {
+			b.log.Warn("arbiter unreachable: no failover is possible until it answers", "err", r.err)
+		}
+		b.queryErr = r.err
+		return
+	}
+	if b.queryErr != nil {
+		b.log.Info("arbiter answers again", "latest_epoch", r.d.Epoch, "holder", r.d.Holder)
+	}
+	b.queryErr, b.queryOK = nil, now
+	b.latestEpoch, b.latestWho = r.d.Epoch, r.d.Holder
+	if b.isLive() && !b.connecting && r.d.Epoch < b.node.Epoch() {
+		b.log.Error("the arbiter's latest grant is below our epoch: it lost its state; telling it our epoch again",
+			"arbiter_epoch", r.d.Epoch, "our_epoch", b.node.Epoch())
+	}
+	b.node.OnArbiterCurrent(now, r.d.Epoch, r.d.Holder)
+}
+
+// ack clears the alarms that wait for an operator; it runs on the loop.
+func (b *Box) ack(now time.Duration) *Status {
+	if b.coldAlarm != nil || b.rivalAlarm != nil {
+		b.log.Info("alarms acknowledged", "cold_start", b.coldAlarm != nil, "rival", b.rivalAlarm != nil)
+	}
+	b.coldAlarm, b.rivalAlarm = nil, nil
+	return b.snapshot(now)
+}
+
+// Ack acknowledges the standing alarms (a cold start, a rival primary) and
+// returns the status after. It fails if the loop is not running.
+func (b *Box) Ack(ctx context.Context) (*Status, error) {
+	reply := make(chan *Status, 1)
+	select {
+	case b.ackReq <- reply:
+	case <-b.running:
+		return nil, errors.New("box: not running")
+	case <-ctx.Done():
+		return nil, fmt.Errorf("box ack: %w", ctx.Err())
+	}
+	select {
+	case s := <-reply:
+		return s, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("box ack: %w", ctx.Err())
 	}
 }
 
@@ -864,11 +996,22 @@ func (b *Box) flush(now time.Duration) {
 			}
 		}
 	}
+	if st := b.node.Status(); st.PeerLastHeard != 0 {
+		b.peerEver = max(b.peerEver, st.PeerLastHeard)
+	}
 	for _, e := range ob.Events {
 		if e.Kind == ftcore.EventYield {
-			// A fresh primary heard a live one of a later epoch: it
-			// never released anything; become that primary's backup.
-			b.rejoin(now, e.Epoch, fmt.Sprintf("a live primary of epoch %d is on the logging link", e.Epoch))
+			// The peer is live in a later epoch (or the one this box was
+			// claiming): whatever this box held is superseded (nothing it
+			// released was unacknowledged by the peer); become the peer's
+			// backup.
+			b.yields++
+			why := fmt.Sprintf("the peer is live in epoch %d (heard on the logging link or named by the arbiter)", e.Epoch)
+			if f := b.failover; f != nil && f.GoLiveMS < 0 {
+				f.Result, f.ToEpoch = "yielded: "+why+"; rejoining as its backup", e.Epoch
+			}
+			b.log.Warn("superseded: rejoining as the peer's backup", "epoch", e.Epoch, "was", b.role)
+			b.rejoin(now, e.Epoch, why)
 			return
 		}
 	}
@@ -1087,6 +1230,16 @@ func (b *Box) onEvent(now time.Duration, e ftcore.Event) {
 		}
 		b.ann.start(now, b.schedule)
 		b.log.Info("went live", "epoch", e.Epoch, "icount", e.ICount, "released", st.OutputsReleased)
+	case ftcore.EventColdStart:
+		b.coldStarts++
+		detail := fmt.Sprintf("the guest started from blank in epoch %d: its state was lost (both boxes failed, or the box holding the state died before its peer synced)", e.Epoch)
+		b.coldAlarm = &AlarmStatus{At: b.startWall.Add(now - time.Millisecond), Epoch: e.Epoch, Detail: detail}
+		b.log.Error("COLD START: "+detail+"; acknowledge with ftbox ack", "epoch", e.Epoch)
+	case ftcore.EventRival:
+		b.rivals++
+		detail := fmt.Sprintf("a second primary of epoch %d is live on the logging link (the arbiter granted the epoch twice: did it lose its state?); holding output until the arbiter says which box holds the epoch", e.Epoch)
+		b.rivalAlarm = &AlarmStatus{At: b.startWall.Add(now - time.Millisecond), Epoch: e.Epoch, Detail: detail}
+		b.log.Error("SPLIT BRAIN: "+detail, "epoch", e.Epoch)
 	case ftcore.EventDivergence:
 		b.diverged = true
 		b.log.Error("divergence: replica state differs from the primary's", "icount", e.ICount,
@@ -1157,6 +1310,7 @@ func (b *Box) drainConsole() {
 }
 
 func (b *Box) periodic(now time.Duration) {
+	b.queryArbiter(now)
 	ic := b.m.ICount()
 	if b.mipsAt != 0 && now > b.mipsAt && ic >= b.mipsIC {
 		b.mips = float64(ic-b.mipsIC) / float64((now-b.mipsAt)/time.Microsecond+1)
@@ -1249,6 +1403,23 @@ func (b *Box) snapshot(now time.Duration) *Status {
 	if s.Arbiter.Configured && s.Arbiter.Address == "" {
 		s.Arbiter.Address = "(in-process)"
 	}
+	s.Arbiter.Reachable = b.queryOK != 0 && b.queryErr == nil
+	s.Arbiter.LastAnswerAgoMS = -1
+	if b.queryOK != 0 {
+		s.Arbiter.LastAnswerAgoMS = ms(now - b.queryOK)
+	}
+	if b.queryErr != nil {
+		s.Arbiter.QueryError = b.queryErr.Error()
+	}
+	s.Arbiter.LatestEpoch, s.Arbiter.LatestHolder = b.latestEpoch, b.latestWho
+	if b.coldAlarm != nil {
+		a := *b.coldAlarm
+		s.ColdStart = &a
+	}
+	if b.rivalAlarm != nil {
+		a := *b.rivalAlarm
+		s.Rival = &a
+	}
 	s.Peer = PeerStatus{
 		Interface: b.cfg.LogLink.Interface, MAC: b.peerMAC.String(), Connected: connected, LinkUp: connected,
 		LastHeardAgoMS: -1, RTTMS: -1, ICount: st.PeerICount, EpochAtLeast: b.peerEpoch,
@@ -1310,6 +1481,7 @@ func (b *Box) snapshot(now time.Duration) *Status {
 		LogFramesSent: b.logOut, LogFramesReceived: st.FramesReceived, LogFramesRejected: rej, LogBytesSent: b.logOutB,
 		Retransmits: st.Retransmits, FastRetransmits: st.FastRetransmits, Duplicates: st.Duplicates, OutOfOrder: st.OutOfOrder,
 		ProtocolErrors: st.ProtocolErrors, Announcements: b.announced, ForeignGuestFrames: b.foreignGuest.Load(), PortErrors: b.portErrs,
+		ColdStarts: b.coldStarts, RivalPrimaries: b.rivals, Yields: b.yields,
 	}
 	if b.failover != nil {
 		f := *b.failover
@@ -1349,9 +1521,21 @@ func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
 	if b.diverged || st.DigestMismatches > 0 {
 		bad(ExitCritical, "DIVERGENCE: the replica's state digest differs from the primary's; the backup must not take over")
 	}
-	if s.Counters.ForeignGuestFrames > 0 && b.isLive() && b.gatePass {
-		bad(ExitCritical, "SPLIT-BRAIN SUSPECTED: %d frames from the guest's MAC %s arrived from the LAN while this box is live",
-			s.Counters.ForeignGuestFrames, b.guestMAC)
+	if b.coldAlarm != nil {
+		bad(ExitCritical, "COLD START at %s: %s; acknowledge with `ftbox ack`", b.coldAlarm.At.Format(time.RFC3339), b.coldAlarm.Detail)
+	}
+	switch {
+	case st.Proving:
+		bad(ExitCritical, "SPLIT BRAIN: a second primary of epoch %d is live; holding all output until the arbiter says which box holds the epoch", st.Epoch)
+	case b.rivalAlarm != nil:
+		bad(ExitCritical, "SPLIT BRAIN at %s: %s; resolved by the arbiter (this box is %s); acknowledge with `ftbox ack`",
+			b.rivalAlarm.At.Format(time.RFC3339), b.rivalAlarm.Detail, st.Role)
+	}
+	// A window, not a lifetime: a box that was once paused past a
+	// failover must not stay CRITICAL for every later live period.
+	if b.foreignAt != 0 && now-b.foreignAt < foreignWindow && b.isLive() && b.gatePass {
+		bad(ExitCritical, "SPLIT-BRAIN SUSPECTED: frames from the guest's MAC %s arrived from the LAN %s ago while this box is live (%d since start)",
+			b.guestMAC, age(ms(now-b.foreignAt)), s.Counters.ForeignGuestFrames)
 	}
 	switch s.Protection {
 	case Halted:
@@ -1364,11 +1548,18 @@ func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
 			bad(ExitCritical, "HALTED")
 		}
 	case Unprotected:
-		if st.Role == ftcore.RoleGoingLive {
-			bad(ExitWarning, "GOING LIVE: peer lost, replaying the log and claiming epoch %d", b.arbClaim)
-		} else if st.Role == ftcore.RoleUnprotected {
+		// Nothing serving is CRITICAL: going live, or a primary holding
+		// its output while it claims the next epoch.
+		switch {
+		case st.Role == ftcore.RoleGoingLive:
+			bad(ExitCritical, "GOING LIVE: peer lost; nothing is served until the arbiter grants epoch %d and the log is replayed%s", b.arbClaim, b.arbiterTrouble())
+		case st.Role == ftcore.RoleUnprotected:
 			bad(ExitWarning, "UNPROTECTED: the guest runs with no backup (a restarted peer rejoins as backup by state transfer)")
-		} else {
+		case st.Role == ftcore.RolePrimary && b.arbClaim > st.Epoch:
+			bad(ExitCritical, "HOLDING OUTPUT: the backup is lost; nothing is released until the arbiter grants epoch %d%s", b.arbClaim, b.arbiterTrouble())
+		case st.Role == ftcore.RoleBackup && b.peerEver != 0:
+			bad(ExitCritical, "PEER SILENT: the primary was last heard %s ago; this backup is not taking over (%s)", age(ms(now-b.peerEver)), b.notTakingOver())
+		default:
 			bad(ExitWarning, "UNPROTECTED: peer not heard for %s", age(s.Peer.LastHeardAgoMS))
 		}
 	case Syncing:
@@ -1377,6 +1568,9 @@ func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
 			bad(ExitWarning, "SYNCING: state transfer %s the peer: %d of %d snapshot bytes (%.0f%%), snapshot at icount %d",
 				map[bool]string{true: "to", false: "from"}[st.Role != ftcore.RoleBackup], st.SyncBytes, st.SyncTotal,
 				100*float64(st.SyncBytes)/float64(st.SyncTotal), st.SyncICount)
+		case st.Syncing && st.Role == ftcore.RoleBackup && !s.Peer.Connected && b.peerEver != 0:
+			bad(ExitCritical, "SYNCING: the primary fell silent %s ago before the state transfer completed: this box holds no state to take over with, and nothing may be serving",
+				age(ms(now-b.peerEver)))
 		case st.Syncing && st.Role == ftcore.RoleBackup:
 			bad(ExitWarning, "SYNCING: joining as backup in epoch %d: waiting for the live primary's snapshot on %s", st.Epoch, b.cfg.LogLink.Interface)
 		case st.Syncing:
@@ -1386,6 +1580,14 @@ func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
 		default:
 			left := max(b.connectBy-now, 0).Round(time.Millisecond)
 			bad(ExitWarning, "SYNCING: waiting for the peer on %s (never heard; %v left before failure detection starts)", b.cfg.LogLink.Interface, left)
+		}
+	}
+	if _, ok := b.opts.Arbiter.(arbiterQuerier); ok {
+		switch {
+		case b.queryErr != nil:
+			bad(ExitWarning, "ARBITER UNREACHABLE: %v: no failover can happen until it answers (last answer %s ago)", b.queryErr, age(s.Arbiter.LastAnswerAgoMS))
+		case b.queryOK != 0 && b.isLive() && !b.connecting && b.latestEpoch < st.Epoch:
+			bad(ExitWarning, "ARBITER BEHIND: its latest grant is epoch %d, below ours (%d): it lost its state; this box tells it its epoch again", b.latestEpoch, st.Epoch)
 		}
 	}
 	if b.opts.Arbiter == nil {
@@ -1417,6 +1619,34 @@ func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
 	if s.Notes == nil {
 		s.Notes = []string{}
 	}
+}
+
+// foreignWindow is how long a frame of the guest's MAC from the LAN keeps a
+// live box CRITICAL (SPLIT-BRAIN SUSPECTED).
+const foreignWindow = 10 * time.Second
+
+// arbiterTrouble says why a claim may be taking long, for a problem line.
+func (b *Box) arbiterTrouble() string {
+	switch {
+	case b.queryErr != nil:
+		return fmt.Sprintf(" (the arbiter is unreachable: %v)", b.queryErr)
+	case strings.HasPrefix(b.arbLast, "error"):
+		return " (arbiter " + b.arbLast + ")"
+	}
+	return ""
+}
+
+// notTakingOver says why a backup that lost its primary does not go live.
+func (b *Box) notTakingOver() string {
+	switch {
+	case b.diverged:
+		return "its replica diverged"
+	case b.opts.Arbiter == nil:
+		return "no arbiter is configured"
+	case b.join:
+		return "it joined and holds no complete state"
+	}
+	return "waiting for failure detection"
 }
 
 // judgeLANPath reports the second heartbeat path: a warning when it is

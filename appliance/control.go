@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -18,14 +19,23 @@ import (
 )
 
 // The control protocol: a client connects to the unix socket, writes one
-// JSON request line {"op":"status"} and reads one JSON response line
-// {"ok":true,"status":{…}} or {"ok":false,"error":"…"}; then the server
-// closes the connection. Only root (or the daemon's own user) may connect:
-// the socket is 0600 and the peer's credentials are checked.
+// JSON request line {"op":"status"} (or "ack") and reads one JSON response
+// line {"ok":true,"status":{…}} or {"ok":false,"error":"…"}; then the
+// server closes the connection. Only root (or the daemon's own user) may
+// connect: the socket is 0600 and the peer's credentials are checked.
 
 // ControlRequest is one request on the control socket.
 type ControlRequest struct {
-	Op string `json:"op"` // "status"
+	Op string `json:"op"` // "status" or "ack"
+}
+
+// Controller is what the control socket serves (*Box).
+type Controller interface {
+	// Status returns a snapshot of the box.
+	Status(ctx context.Context) (*Status, error)
+	// Ack acknowledges the alarms that stay until an operator saw them
+	// (a cold start, rival primaries) and returns the status after.
+	Ack(ctx context.Context) (*Status, error)
 }
 
 // ControlResponse is the answer.
@@ -37,7 +47,8 @@ type ControlResponse struct {
 
 // ListenControl creates the control socket at path: its directory (0755)
 // if missing, the socket itself 0600. A stale socket left by a dead daemon
-// is replaced; a live one (something answers) is an error.
+// is replaced; a live one (something answers) is an error, and so is
+// anything at path that is not a socket (a typo must not delete a file).
 func ListenControl(path string) (net.Listener, error) {
 	if path == "" {
 		return nil, errors.New("control socket: empty path")
@@ -45,7 +56,10 @@ func ListenControl(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
-	if _, err := os.Lstat(path); err == nil {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("control socket %s: exists and is not a socket (%s): refusing to replace it; fix box.control_socket", path, describeMode(fi.Mode()))
+		}
 		c, err := net.DialTimeout("unix", path, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
@@ -69,9 +83,21 @@ func ListenControl(path string) (net.Listener, error) {
 	return l, nil
 }
 
-// ServeControl answers control requests on l with status until ctx ends or
-// l is closed. It closes l (removing the socket) when it returns.
-func ServeControl(ctx context.Context, l net.Listener, status func(context.Context) (*Status, error), log *slog.Logger) error {
+func describeMode(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "a regular file"
+	case m.IsDir():
+		return "a directory"
+	case m.Type() == fs.ModeSymlink:
+		return "a symbolic link"
+	}
+	return "mode " + m.String()
+}
+
+// ServeControl answers control requests on l until ctx ends or l is
+// closed. It closes l (removing the socket) when it returns.
+func ServeControl(ctx context.Context, l net.Listener, box Controller, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -89,14 +115,14 @@ func ServeControl(ctx context.Context, l net.Listener, status func(context.Conte
 			return fmt.Errorf("control socket: accept: %w", err)
 		}
 		go func() {
-			if err := serveConn(ctx, c, status); err != nil {
+			if err := serveConn(ctx, c, box); err != nil {
 				log.Debug("control connection", "err", err)
 			}
 		}()
 	}
 }
 
-func serveConn(ctx context.Context, c net.Conn, status func(context.Context) (*Status, error)) error {
+func serveConn(ctx context.Context, c net.Conn, box Controller) error {
 	defer c.Close()
 	if err := checkPeer(c); err != nil {
 		_ = json.NewEncoder(c).Encode(ControlResponse{Error: err.Error()})
@@ -113,9 +139,13 @@ func serveConn(ctx context.Context, c net.Conn, status func(context.Context) (*S
 		resp.Error = "malformed request: " + err.Error()
 	} else {
 		switch req.Op {
-		case "status":
+		case "status", "ack":
 			qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			s, err := status(qctx)
+			op := box.Status
+			if req.Op == "ack" {
+				op = box.Ack
+			}
+			s, err := op(qctx)
 			cancel()
 			if err != nil {
 				resp.Error = err.Error()
@@ -160,6 +190,16 @@ func checkPeer(c net.Conn) error {
 
 // QueryStatus asks the daemon at the control socket path for its status.
 func QueryStatus(ctx context.Context, path string) (*Status, error) {
+	return control(ctx, path, "status")
+}
+
+// Acknowledge acknowledges the daemon's standing alarms (Controller.Ack)
+// and returns its status after.
+func Acknowledge(ctx context.Context, path string) (*Status, error) {
+	return control(ctx, path, "ack")
+}
+
+func control(ctx context.Context, path, op string) (*Status, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
@@ -169,7 +209,7 @@ func QueryStatus(ctx context.Context, path string) (*Status, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 	}
-	if err := json.NewEncoder(c).Encode(ControlRequest{Op: "status"}); err != nil {
+	if err := json.NewEncoder(c).Encode(ControlRequest{Op: op}); err != nil {
 		return nil, fmt.Errorf("control socket %s: send: %w", path, err)
 	}
 	var resp ControlResponse

@@ -30,7 +30,7 @@ func TestControlSocket(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- ServeControl(ctx, l, func(context.Context) (*Status, error) { return want, nil }, nil)
+		done <- ServeControl(ctx, l, &fixedController{want, nil}, nil)
 	}()
 	qctx, qcancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer qcancel()
@@ -62,6 +62,66 @@ func TestControlSocket(t *testing.T) {
 	}
 	if _, err := QueryStatus(qctx, path); err == nil {
 		t.Fatal("query without a daemon succeeded")
+	}
+}
+
+type fixedController struct {
+	s    *Status
+	acks []time.Time
+}
+
+func (f *fixedController) Status(context.Context) (*Status, error) { return f.s, nil }
+func (f *fixedController) Ack(context.Context) (*Status, error) {
+	f.acks = append(f.acks, time.Now())
+	return f.s, nil
+}
+
+// TestControlAck: "ack" reaches the box's Ack and answers with a status.
+func TestControlAck(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ftbox.sock")
+	l, err := ListenControl(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := &fixedController{s: goldenStatuses()["live"]}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ServeControl(ctx, l, fc, nil)
+	qctx, qcancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer qcancel()
+	if s, err := Acknowledge(qctx, path); err != nil || s.Role != "UNPROTECTED" || len(fc.acks) != 1 {
+		t.Fatalf("ack: %v %v, %d acks", s, err, len(fc.acks))
+	}
+}
+
+// TestControlSocketNeverDeletesAFile: box.control_socket naming a file that
+// is not a socket (the pair key, say) is refused, and the file survives.
+func TestControlSocketNeverDeletesAFile(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "pair.key")
+	if err := GenerateKey(key); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(key)
+	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(key, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{key, filepath.Join(dir, "d"), filepath.Join(dir, "link")} {
+		if l, err := ListenControl(p); err == nil || !strings.Contains(err.Error(), "not a socket") {
+			if l != nil {
+				l.Close()
+			}
+			t.Errorf("control socket on %s: %v", p, err)
+		}
+	}
+	if after, err := os.ReadFile(key); err != nil || string(after) != string(before) {
+		t.Fatalf("the key file was touched: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "link")); err != nil {
+		t.Fatalf("the symlink was removed: %v", err)
 	}
 }
 

@@ -56,6 +56,18 @@ type Status struct {
 	Counters    CounterStatus     `json:"counters"`
 
 	LastFailover *FailoverStatus `json:"last_failover"` // null: none since the daemon started
+	// Alarms that stay CRITICAL until an operator acknowledges them
+	// (ftbox ack): a cold start (the guest's state was lost) and a rival
+	// primary of our epoch (two grants of one epoch). Null: none.
+	ColdStart *AlarmStatus `json:"cold_start"`
+	Rival     *AlarmStatus `json:"rival"`
+}
+
+// AlarmStatus is an event that must be seen by someone.
+type AlarmStatus struct {
+	At     time.Time `json:"at"`
+	Epoch  uint64    `json:"epoch"`
+	Detail string    `json:"detail"`
 }
 
 // ArbiterInfo is the split-brain referee as this box knows it.
@@ -67,6 +79,14 @@ type ArbiterInfo struct {
 	LastResult string `json:"last_result"` // "", "won epoch N", "lost epoch N", "error: …"
 	// Claiming is the epoch this box is waiting for (0: none).
 	Claiming uint64 `json:"claiming"`
+	// The read-only current-epoch query, made every second: whether the
+	// arbiter answers (a pair whose arbiter is unreachable cannot fail
+	// over), and what it says.
+	Reachable       bool    `json:"reachable"`
+	LastAnswerAgoMS float64 `json:"last_answer_ago_ms"` // -1 never
+	QueryError      string  `json:"query_error,omitempty"`
+	LatestEpoch     uint64  `json:"latest_epoch"`
+	LatestHolder    string  `json:"latest_holder"`
 }
 
 // PeerStatus is the other box, as seen over the logging link.
@@ -158,6 +178,9 @@ type CounterStatus struct {
 	Announcements      uint64            `json:"announcements"` // RARP/GARP frames sent
 	ForeignGuestFrames uint64            `json:"foreign_guest_frames"`
 	PortErrors         uint64            `json:"port_errors"`
+	ColdStarts         uint64            `json:"cold_starts"`     // the guest restarted from blank over lost state
+	RivalPrimaries     uint64            `json:"rival_primaries"` // a second primary of our epoch was heard
+	Yields             uint64            `json:"yields"`          // superseded by the peer live in a later epoch: rejoined as its backup
 }
 
 // FailoverStatus is the last failure of the peer this box handled.
@@ -170,6 +193,13 @@ type FailoverStatus struct {
 	DetectionMS float64   `json:"detection_ms"` // last frame heard → declared failed
 	GoLiveMS    float64   `json:"go_live_ms"`   // declared failed → live (gate PASS, outputs released); -1 not (yet)
 	Released    uint64    `json:"released"`     // buffered outputs released at go-live
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // healthName maps an exit code to its Nagios name.
@@ -202,6 +232,9 @@ func (s *Status) WriteText(w io.Writer) error {
 	}
 	if s.Arbiter.Claiming != 0 {
 		p(" claiming:%d", s.Arbiter.Claiming)
+	}
+	if s.Arbiter.Configured {
+		p(" reachable:%s latest:%d/%s", map[bool]string{true: "yes", false: "NO"}[s.Arbiter.Reachable], s.Arbiter.LatestEpoch, orDash(s.Arbiter.LatestHolder))
 	}
 	p("\n")
 	pe := s.Peer
@@ -376,6 +409,11 @@ var metrics = []metric{
 	{"protocol_errors_total", "Peer protocol violations.", true, func(s *Status) float64 { return float64(s.Counters.ProtocolErrors) }},
 	{"announcements_total", "RARP/GARP frames sent for the guest's MAC.", true, func(s *Status) float64 { return float64(s.Counters.Announcements) }},
 	{"foreign_guest_frames_total", "Frames from the guest's MAC seen arriving from the LAN while live.", true, func(s *Status) float64 { return float64(s.Counters.ForeignGuestFrames) }},
+	{"cold_starts_total", "Times the guest restarted from blank because its state was lost (double failure).", true, func(s *Status) float64 { return float64(s.Counters.ColdStarts) }},
+	{"rival_primaries_total", "Times a second primary of this box's epoch was heard (two grants of one epoch).", true, func(s *Status) float64 { return float64(s.Counters.RivalPrimaries) }},
+	{"yields_total", "Times this box found its peer live in a later epoch and rejoined as its backup.", true, func(s *Status) float64 { return float64(s.Counters.Yields) }},
+	{"alarm_unacknowledged", "1 while a cold start or rival-primary alarm waits for ftbox ack.", false, func(s *Status) float64 { return b2f(s.ColdStart != nil || s.Rival != nil) }},
+	{"arbiter_reachable", "1 if the arbiter answered its last query (0: no failover is possible).", false, func(s *Status) float64 { return b2f(s.Arbiter.Reachable) }},
 	{"last_failover_detection_seconds", "Detection time of the last failover (-1 none).", false, func(s *Status) float64 {
 		if s.LastFailover == nil {
 			return -1

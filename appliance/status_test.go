@@ -22,7 +22,7 @@ func goldenStatuses() map[string]*Status {
 			SchemaVersion: StatusSchemaVersion, Box: "boxa", Time: goldenTime, UptimeMS: 123456.5,
 			Role: "PRIMARY", Epoch: 1, Protection: Protected, Health: "OK", ExitCode: ExitOK,
 			Problems: []string{}, Notes: []string{},
-			Arbiter: ArbiterInfo{Configured: true, Address: "10.77.0.2:7700"},
+			Arbiter: ArbiterInfo{Configured: true, Address: "10.77.0.2:7700", Reachable: true, LastAnswerAgoMS: 412.5, LatestEpoch: 1, LatestHolder: "boxa"},
 			Peer: PeerStatus{Interface: "log0", MAC: "02:00:00:00:00:0b", Connected: true, LinkUp: true,
 				LastHeardAgoMS: 3.2, RTTMS: 0.4, ICount: 9_876_543},
 			Replication: ReplicationStatus{LogAppended: 5012, LogSent: 5012, LogAcked: 5010, LagEntries: 2,
@@ -43,7 +43,8 @@ func goldenStatuses() map[string]*Status {
 	live := base()
 	live.Box, live.Role, live.Epoch, live.Protection = "boxb", "UNPROTECTED", 2, Unprotected
 	live.Health, live.ExitCode = "WARNING", ExitWarning
-	live.Problems = []string{"UNPROTECTED: the guest runs with no backup (state transfer to a new backup is not yet implemented)"}
+	live.Problems = []string{"UNPROTECTED: the guest runs with no backup (a restarted peer rejoins as backup by state transfer)"}
+	live.Arbiter.LatestEpoch, live.Arbiter.LatestHolder = 2, "boxb"
 	live.Peer.Connected, live.Peer.LinkUp, live.Peer.LastHeardAgoMS, live.Peer.RTTMS = false, false, 5123.4, -1
 	live.Arbiter.Requests, live.Arbiter.LastResult = 1, "won epoch 2"
 	live.Counters.Announcements = 10
@@ -53,12 +54,20 @@ func goldenStatuses() map[string]*Status {
 	halted.Role, halted.Protection, halted.Health, halted.ExitCode = "HALTED", Halted, "CRITICAL", ExitCritical
 	halted.Guest.Running, halted.Gate.Pass = false, false
 	halted.Peer.Connected, halted.Peer.LinkUp, halted.Peer.LastHeardAgoMS, halted.Peer.EpochAtLeast = false, false, -1, 2
-	halted.Problems = []string{"HALTED: peer is primary in epoch 2 (the arbiter refused us that epoch); this box will not preempt it; rejoin needs state transfer (not yet implemented): restart the pair to re-protect"}
+	halted.Problems = []string{"HALTED: peer is primary in epoch 2 (the arbiter refused us that epoch); this box will not preempt it and rejoins as its backup"}
+	halted.Arbiter.LatestEpoch, halted.Arbiter.LatestHolder = 2, "boxb"
+	cold := base()
+	cold.Epoch, cold.Health, cold.ExitCode = 3, "CRITICAL", ExitCritical
+	cold.Arbiter.LatestEpoch = 3
+	cold.ColdStart = &AlarmStatus{At: goldenTime.Add(-time.Minute), Epoch: 3,
+		Detail: "the guest started from blank in epoch 3: its state was lost (both boxes failed, or the box holding the state died before its peer synced)"}
+	cold.Counters.ColdStarts = 1
+	cold.Problems = []string{"COLD START at 2026-05-04T12:29:00Z: " + cold.ColdStart.Detail + "; acknowledge with `ftbox ack`"}
 	noarb := base()
-	noarb.Arbiter = ArbiterInfo{}
+	noarb.Arbiter = ArbiterInfo{LastAnswerAgoMS: -1}
 	noarb.Health, noarb.ExitCode = "WARNING", ExitWarning
 	noarb.Problems = []string{"WARNING: no arbiter configured: a failure of either box will NOT be taken over automatically"}
-	return map[string]*Status{"protected": protected, "backup": backup, "live": live, "halted": halted, "noarbiter": noarb}
+	return map[string]*Status{"protected": protected, "backup": backup, "live": live, "halted": halted, "noarbiter": noarb, "coldstart": cold}
 }
 
 func checkGolden(t *testing.T, name string, got []byte) {

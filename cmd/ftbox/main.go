@@ -25,7 +25,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(emuCmd(), benchCmd(), configCmd(), keygenCmd(), runCmd(), statusCmd(), arbiterCmd(), dumpCmd())
+	root.AddCommand(emuCmd(), benchCmd(), configCmd(), keygenCmd(), runCmd(), statusCmd(), ackCmd(), arbiterCmd(), dumpCmd())
 	if err := root.Execute(); err != nil {
 		code := 1
 		var ee *exitError

@@ -95,7 +95,7 @@ func runCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			go func() {
-				if err := appliance.ServeControl(ctx, l, box.Status, log); err != nil {
+				if err := appliance.ServeControl(ctx, l, box, log); err != nil {
 					log.Error("control socket", "err", err)
 				}
 			}()
