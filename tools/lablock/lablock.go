@@ -3,6 +3,12 @@
 // the end-to-end tests, `ftbox bench ft`, packages tested in parallel by
 // `go test ./...` — must not have it up at once. Each holds this lock from
 // before `tools/lab up` until after `tools/lab down`.
+//
+// The lock's descriptor is close-on-exec, so nothing a holder starts keeps
+// it once the holder is gone. A shell holder (`flock /run/ftbox-lab.lock
+// CMD`, `exec 9>/run/ftbox-lab.lock; flock 9`) passes it on to its
+// children; tools/lab closes every inherited descriptor in the daemons it
+// starts, so the lab's daemons never hold it.
 package lablock
 
 import (
