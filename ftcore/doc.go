@@ -97,13 +97,39 @@
 // counts) or Config.ConnectTimeout ran out, so a peer started late never
 // causes a failover. A starting box first asks the arbiter for the latest
 // grant (Arbiter.Current) and takes the role StartRole gives: with nothing
-// granted, its configured role in epoch 1 (a cold pair: both guests fresh,
-// the log from instruction 0); if it holds the latest grant itself, primary
-// of a cold pair in that epoch; if its peer holds it, a joining backup
-// (Config.Join) in that epoch. A backup follows the epoch of the primary
-// whose hello it answers; a fresh primary that never had a backup and hears
-// a primary's hello of a later epoch reports EventYield and halts: its
-// owner restarts it as a joining backup.
+// granted, a new pair: the configured primary claims epoch 1
+// (Config.StartClaim) and the other box is its backup (a cold pair: both
+// guests fresh, the log from instruction 0); if it holds the latest grant
+// itself, its guest died with it: a cold start, a fresh primary claiming
+// the next epoch (Config.ColdStart: after ColdStartDelay, in which a
+// surviving peer holding the state takes that epoch first; winning reports
+// EventColdStart); if its peer holds it, a joining backup (Config.Join) in
+// that epoch. A backup follows the epoch of the primary whose hello it
+// answers.
+//
+// # Epochs and fencing
+//
+// The arbiter grants each epoch once, so at most one box serves in an
+// epoch — as long as the arbiter keeps its state. The boxes do not rest on
+// that alone; they fence each other with what they hear (a primary says
+// hello only in an epoch it won):
+//   - A box that hears its peer live in a later epoch than its own, or, while
+//     claiming (or going live), in the epoch it claims, is superseded: it
+//     never claims or goes live (a grant it receives anyway is a second
+//     grant by an arbiter that lost its state), reports EventYield and
+//     halts; its owner restarts it as the peer's joining backup.
+//   - A box frozen past Timeout (SIGSTOP, a VM pause) waits 2×HelloInterval
+//     before claiming, so the hellos of a peer that went live meanwhile,
+//     waiting in its socket, are heard first.
+//   - Two primaries of one epoch that hear each other (EventRival) hold
+//     their output and ask the arbiter for that epoch again: a repeated
+//     request wins only for the holder, so exactly one goes on; the other
+//     halts.
+//   - The owner queries the arbiter every second and feeds the answer to
+//     OnArbiterCurrent: a later epoch granted to the peer supersedes this
+//     box; an arbiter behind a live box's epoch (it lost its state) is told
+//     the epoch again (a test-and-set the box wins); an unprotected primary
+//     whose epoch the arbiter names the peer's takes the next one.
 //
 // # Rejoining (state transfer)
 //
