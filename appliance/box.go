@@ -184,6 +184,8 @@ type Box struct {
 	syncedIn      time.Duration // start → PROTECTED of the last rejoin (0: none)
 	rejoins       uint64
 	prevVerd      [logwire.NumVerdicts]uint64
+	prevGaps      [len(ftcore.GapBuckets) + 1]uint64 // peer gap counts of the cores before this one
+	prevGapMax    time.Duration
 	peerVersion   uint8         // protocol version of the last frame refused as another version
 	peerVersionAt time.Duration // when
 	gatePass      bool
@@ -529,6 +531,10 @@ func (b *Box) newCore() error {
 		for i, v := range st.Verdicts {
 			b.prevVerd[i] += v
 		}
+		for i, v := range st.PeerGaps {
+			b.prevGaps[i] += v
+		}
+		b.prevGapMax = max(b.prevGapMax, st.PeerGapMax)
 	}
 	b.node, b.m, b.role = n, m, n.Role()
 	b.mipsIC = 0
@@ -1426,6 +1432,16 @@ func (b *Box) snapshot(now time.Duration) *Status {
 	}
 	if st.PeerLastHeard != 0 {
 		s.Peer.LastHeardAgoMS = ms(now - st.PeerLastHeard)
+	}
+	s.Peer.GapMaxMS = ms(max(st.PeerGapMax, b.prevGapMax))
+	var cum uint64
+	for i, n := range st.PeerGaps {
+		cum += n + b.prevGaps[i]
+		le := -1.0
+		if i < len(ftcore.GapBuckets) {
+			le = ms(ftcore.GapBuckets[i])
+		}
+		s.Peer.Gaps = append(s.Peer.Gaps, GapBucket{LeMS: le, Count: cum})
 	}
 	if b.rtt != 0 {
 		s.Peer.RTTMS = ms(b.rtt)

@@ -101,6 +101,17 @@ type PeerStatus struct {
 	// EpochAtLeast is set when the arbiter refused us an epoch: the peer
 	// holds it (or a later one).
 	EpochAtLeast uint64 `json:"epoch_at_least"`
+	// Gaps between consecutive authentic frames from the peer since the
+	// daemon started: what failure detection sees (the heartbeat timeout
+	// must sit well above the tail). Cumulative counts per upper bound.
+	GapMaxMS float64     `json:"gap_max_ms"`
+	Gaps     []GapBucket `json:"gaps,omitempty"`
+}
+
+// GapBucket counts the gaps up to LeMS (cumulative; LeMS -1 is +Inf).
+type GapBucket struct {
+	LeMS  float64 `json:"le_ms"`
+	Count uint64  `json:"count"`
 }
 
 // ReplicationStatus is the log and the Output Rule.
@@ -247,6 +258,9 @@ func (s *Status) WriteText(w io.Writer) error {
 	if pe.EpochAtLeast != 0 {
 		p(" epoch>=%d", pe.EpochAtLeast)
 	}
+	if pe.GapMaxMS > 0 {
+		p(" gap-max:%s", age(pe.GapMaxMS))
+	}
 	p("\n")
 	r := s.Replication
 	p("  replication: log sent:%d acked:%d delivered:%d applied:%d lag:%d entries, %d instr, %.1f ms\n",
@@ -350,6 +364,7 @@ var (
 	descHealth   = prometheus.NewDesc("ftbox_health_code", "Nagios code: 0 OK, 1 WARNING, 2 CRITICAL.", nil, nil)
 	descProtect  = prometheus.NewDesc("ftbox_protected", "1 if the pair is PROTECTED.", nil, nil)
 	descRejected = prometheus.NewDesc("ftbox_log_frames_rejected_total", "Logging-link frames rejected, by reason.", []string{"reason"}, nil)
+	descGaps     = prometheus.NewDesc("ftbox_peer_gap_seconds", "Gaps between consecutive authentic frames from the peer (what failure detection sees).", nil, nil)
 )
 
 type metric struct {
@@ -445,7 +460,7 @@ var metricDescs = func() []*prometheus.Desc {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descInfo, descEpoch, descHealth, descProtect, descRejected} {
+	for _, d := range []*prometheus.Desc{descUp, descInfo, descEpoch, descHealth, descProtect, descRejected, descGaps} {
 		ch <- d
 	}
 	for _, d := range metricDescs {
@@ -467,6 +482,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descProtect, prometheus.GaugeValue, b2f(s.Protection == Protected))
 	for r, v := range s.Counters.LogFramesRejected {
 		ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(v), r)
+	}
+	if n := len(s.Peer.Gaps); n > 0 {
+		buckets := map[float64]uint64{}
+		for _, g := range s.Peer.Gaps[:n-1] {
+			buckets[g.LeMS/1000] = g.Count
+		}
+		// No sum is kept: the histogram's _sum is reported as 0.
+		ch <- prometheus.MustNewConstHistogram(descGaps, s.Peer.Gaps[n-1].Count, 0, buckets)
 	}
 	for i, m := range metrics {
 		t := prometheus.GaugeValue

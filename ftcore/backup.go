@@ -686,6 +686,10 @@ func (b *Backup) Status() Status {
 		s.SnapshotBytes = l.SnapshotBytes
 		s.PeerICount = l.PeerICount
 		s.Proving, s.Rivals = l.Proving, s.Rivals+l.Rivals
+		for i, n := range l.PeerGaps {
+			s.PeerGaps[i] += n
+		}
+		s.PeerGapMax = max(s.PeerGapMax, l.PeerGapMax)
 		s.LivePeerEpoch = max(s.LivePeerEpoch, l.LivePeerEpoch)
 		if l.PeerLastHeard != 0 {
 			s.PeerLastHeard = l.PeerLastHeard

@@ -298,6 +298,9 @@ func (c *channel) receive(now time.Duration, raw []byte, second bool) (ctl, stre
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrFrame, err)
 	}
+	if c.heard && now >= c.lastRx {
+		c.st.recordGap(now - c.lastRx)
+	}
 	c.lastRx, c.heard = now, true
 	if !second {
 		c.lastLogRx, c.logHeard = now, true

@@ -74,6 +74,22 @@ func (r Role) String() string {
 	return fmt.Sprintf("role(%d)", uint8(r))
 }
 
+// GapBuckets are the upper bounds of Status.PeerGaps.
+var GapBuckets = [...]time.Duration{
+	time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 15 * time.Millisecond,
+	20 * time.Millisecond, 30 * time.Millisecond, 40 * time.Millisecond, 50 * time.Millisecond, 75 * time.Millisecond,
+	100 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond, time.Second,
+}
+
+func (s *Status) recordGap(d time.Duration) {
+	i := 0
+	for i < len(GapBuckets) && d > GapBuckets[i] {
+		i++
+	}
+	s.PeerGaps[i]++
+	s.PeerGapMax = max(s.PeerGapMax, d)
+}
+
 // Errors. Every error ftcore returns wraps one of them.
 var (
 	ErrConfig   = errors.New("ftcore: bad configuration")
@@ -388,6 +404,12 @@ type Status struct {
 	SyncAborts     uint64        // transfers abandoned because the peer fell silent
 	SnapshotBytes  uint64        // size of the last snapshot taken or restored
 	PeerEpochHeard uint64        // the highest epoch a peer's authentic hello carried
+
+	// Gaps between consecutive authentic frames from the peer (either
+	// path), counted in GapBuckets: what failure detection sees, the
+	// distribution a heartbeat timeout must sit above.
+	PeerGaps   [len(GapBuckets) + 1]uint64 // PeerGaps[i]: gaps ≤ GapBuckets[i]; the last: longer
+	PeerGapMax time.Duration
 
 	// Epoch fencing (see "Epochs and fencing" in the package documentation).
 	LivePeerEpoch uint64 // the highest epoch in which the peer was heard live (a primary's hello) or granted by the arbiter
