@@ -125,6 +125,7 @@ type Status struct {
 	} `json:"gate"`
 	Counters struct {
 		Retransmits       uint64            `json:"retransmits"`
+		LogFramesSent     uint64            `json:"log_frames_sent"`
 		LogFramesRejected map[string]uint64 `json:"log_frames_rejected"`
 	} `json:"counters"`
 	LastFailover *struct {
