@@ -96,6 +96,13 @@ func beginFault(t *testing.T, name string) *faultRun {
 	t.Cleanup(cancel)
 	f.counter = l.Counter(ctx, name)
 	time.Sleep(time.Second)
+	// Nothing has happened yet: a failover now is a false one (and the fault
+	// below would hit the wrong box).
+	for box, role := range map[string]string{"a": "PRIMARY", "b": "BACKUP"} {
+		if sm := l.statusSample(box); sm.s == nil || sm.s.Role != role || sm.s.Epoch != f.before[box].Epoch {
+			t.Fatalf("false failover under load before any fault: box %s %s (was %s epoch %d)", box, sm, role, f.before[box].Epoch)
+		}
+	}
 	return f
 }
 
