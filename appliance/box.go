@@ -1587,6 +1587,11 @@ func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
 		case st.Syncing && st.Role == ftcore.RoleBackup && !s.Peer.Connected && b.peerEver != 0:
 			bad(ExitCritical, "SYNCING: the primary fell silent %s ago before the state transfer completed: this box holds no state to take over with, and nothing may be serving",
 				age(ms(now-b.peerEver)))
+		case st.Syncing && st.Role == ftcore.RoleBackup && b.join && st.PeerLastHeard == 0 && now-b.startedAt > joinSilence(b.cfg):
+			// The arbiter named the peer the live box, yet it says no
+			// hello: it is likely down, and then nothing serves.
+			bad(ExitCritical, "SYNCING: joining as backup in epoch %d, but the live primary has not been heard on %s in the %s since this box started: it may be down, and nothing may be serving",
+				st.Epoch, b.cfg.LogLink.Interface, age(ms(now-b.startedAt)))
 		case st.Syncing && st.Role == ftcore.RoleBackup:
 			bad(ExitWarning, "SYNCING: joining as backup in epoch %d: waiting for the live primary's snapshot on %s", st.Epoch, b.cfg.LogLink.Interface)
 		case st.Syncing:
@@ -1636,6 +1641,11 @@ func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
 		s.Notes = []string{}
 	}
 }
+
+// joinSilence is how long a joining backup may wait for the live primary's
+// first hello (it says hello every 20 ms) before it reports that nothing
+// may be serving.
+func joinSilence(cfg *Config) time.Duration { return max(10*cfg.Heartbeat.Timeout.Duration, time.Second) }
 
 // foreignWindow is how long a frame of the guest's MAC from the LAN keeps a
 // live box CRITICAL (SPLIT-BRAIN SUSPECTED).

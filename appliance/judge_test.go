@@ -57,7 +57,12 @@ func TestJudge(t *testing.T) {
 		}, ExitCritical, "SYNCING: the primary fell silent"},
 		{"joiner waiting for its first snapshot", func(b *Box, st *ftcore.Status, s *Status) {
 			b.role, st.Role, st.Syncing, s.Peer.Connected, b.join, b.peerEver = ftcore.RoleBackup, ftcore.RoleBackup, true, false, true, 0
+			st.PeerLastHeard, b.startedAt = 0, now-200*time.Millisecond
 		}, ExitWarning, "SYNCING: joining as backup"},
+		{"joiner whose primary never said hello", func(b *Box, st *ftcore.Status, s *Status) {
+			b.role, st.Role, st.Syncing, s.Peer.Connected, b.join, b.peerEver = ftcore.RoleBackup, ftcore.RoleBackup, true, false, true, 0
+			st.PeerLastHeard, b.startedAt = 0, now-3*time.Second
+		}, ExitCritical, "SYNCING: joining as backup in epoch 1, but the live primary has not been heard"},
 		{"arbiter unreachable", func(b *Box, _ *ftcore.Status, _ *Status) {
 			b.queryErr = errors.New("read udp: connection refused")
 		}, ExitWarning, "ARBITER UNREACHABLE"},
