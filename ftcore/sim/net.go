@@ -46,6 +46,7 @@ type frame struct {
 	forged bool
 	note   string    // for the capture: "dup", "corrupted", "forged …"
 	arb    *arbReply // an arbiter's answer (link -1), not a frame
+	cur    *curReply // an answer to the current-epoch query (link -1), not a frame
 }
 
 // arrivals is a min-heap of frames by (arrival time, send order): the

@@ -69,7 +69,12 @@ type Options struct {
 	ArbiterRTT time.Duration // round trip to the arbiter, default 200 µs
 	LogFirst   bool          // the box loop writes Outbox.Log before Outbox.LAN (default: LAN first)
 	Arbiter    ArbiterFaults // faults of the arbiter and the path to it (changeable while running: World.ArbiterFaults)
-	Capture    io.Writer     // if set, a pcapng of every link is written here (call Close)
+	// Query is the period of the read-only current-epoch query each box
+	// makes, as the appliance does (MemArbiter.Current through the
+	// arbiter's faults, the answer fed to OnArbiterCurrent); default 1 s,
+	// negative: none.
+	Query   time.Duration
+	Capture io.Writer // if set, a pcapng of every link is written here (call Close)
 }
 
 // ArbiterFaults of the arbiter and the path to it. Probabilities are per
@@ -89,6 +94,7 @@ type Grant struct {
 	At    time.Duration
 	Epoch uint64
 	Who   string
+	Gen   int // the arbiter's incarnation: how many times its state was wiped before (World.WipeArbiter)
 }
 
 // Box is one side of the pair as the simulation sees it.
@@ -118,6 +124,7 @@ type node interface {
 	OnLogFrame(time.Duration, []byte) error
 	OnPeerLANFrame(time.Duration, []byte) error
 	OnArbiterReply(time.Duration, uint64, bool, error) error
+	OnArbiterCurrent(time.Duration, uint64, string)
 	Step(time.Duration) error
 	Deadline() time.Duration
 	Outbox() ftcore.Outbox
@@ -144,6 +151,8 @@ type Counts struct {
 	ArbiterCalls, ArbiterOK uint64
 	ArbiterLost, ArbiterErr uint64 // requests or answers lost; errors answered by a down arbiter
 	Yields                  uint64 // fresh primaries that yielded to a live one and rejoined as its backup
+	Queries, QueryAnswers   uint64 // current-epoch queries made, answers delivered
+	Wipes                   uint64 // times the arbiter lost its state (WipeArbiter)
 }
 
 type action struct {
@@ -157,6 +166,7 @@ type World struct {
 	opts    Options
 	Now     time.Duration
 	rng     *rand.Rand
+	qrng    *rand.Rand // the current-epoch queries' own draws: they leave the rest of a seed's schedule as it was
 	seq     uint64
 	P       *ftcore.Primary
 	B       *ftcore.Backup
@@ -178,7 +188,8 @@ type World struct {
 	probes []*Probe // every probe ever run, likewise
 
 	Releases []Release
-	Grants   []Grant // what the arbiter granted, in order, with when
+	Grants   []Grant         // what the arbiter granted, in order, with when: kept across WipeArbiter
+	Wipes    []time.Duration // when the arbiter lost its state
 	Events   []ftcore.Event
 	Errors   []string // unexpected errors returned by the boxes, or invariant breaches seen on the way
 	Counts   Counts
@@ -213,7 +224,10 @@ func New(o Options) (*World, error) {
 	if o.RecvBuffer == 0 {
 		o.RecvBuffer = 512
 	}
-	w := &World{opts: o, rng: rand.New(rand.NewPCG(o.Seed, 0x5eed)), Arbiter: &ftcore.MemArbiter{}, arb: o.Arbiter}
+	if o.Query == 0 {
+		o.Query = time.Second
+	}
+	w := &World{opts: o, rng: rand.New(rand.NewPCG(o.Seed, 0x5eed)), qrng: rand.New(rand.NewPCG(o.Seed, 0x9ce7)), Arbiter: &ftcore.MemArbiter{}, arb: o.Arbiter}
 	w.links = [NumLinks]Faults{LogAB: o.LogPB, LogBA: o.LogBP, PathAB: o.PathPB, PathBA: o.PathBP, CliA: o.LAN, CliB: o.LAN, ACli: o.LAN, BCli: o.LAN}
 	psk := sha256.Sum256(fmt.Appendf(nil, "sim psk %d", o.Seed))
 	for i, name := range []string{"A", "B"} {
@@ -257,6 +271,12 @@ func New(o Options) (*World, error) {
 		w.capture = c
 	}
 	w.planForge()
+	if o.Query > 0 {
+		for i := range w.Boxes {
+			// Each box loop queries on its own clock: a random phase.
+			w.At(time.Duration(w.qrng.Int64N(int64(o.Query)))+1, func() { w.query(i) })
+		}
+	}
 	return w, nil
 }
 
@@ -357,6 +377,16 @@ func (w *World) start(i int, st ftcore.Start) error {
 	w.cores = append(w.cores, n)
 	w.probes = append(w.probes, probe)
 	return nil
+}
+
+// WipeArbiter makes the arbiter lose its state now, as an arbiter restarted
+// with --init on a lost state file: a fresh MemArbiter that granted
+// nothing. Requests already on their way reach the fresh one. w.Grants
+// keeps the history (Grant.Gen tells the incarnations apart).
+func (w *World) WipeArbiter() {
+	w.Arbiter = &ftcore.MemArbiter{}
+	w.Wipes = append(w.Wipes, w.Now)
+	w.Counts.Wipes++
 }
 
 // ArbiterFaults gives access to the arbiter's faults while running.
@@ -521,7 +551,7 @@ func (w *World) stepBox(b *Box) {
 		if len(due) > w.opts.RecvBuffer {
 			kept := due[:0]
 			for i, f := range due {
-				if i < w.opts.RecvBuffer || f.arb != nil {
+				if i < w.opts.RecvBuffer || f.arb != nil || f.cur != nil {
 					kept = append(kept, f)
 					continue
 				}
@@ -571,6 +601,13 @@ func (w *World) deliver(b *Box, f frame) {
 	now := w.Now
 	if f.arb != nil {
 		_ = b.node.OnArbiterReply(now, f.arb.epoch, f.arb.won, f.arb.err)
+		return
+	}
+	if f.cur != nil {
+		if f.cur.to == b.node { // the process that asked (a restarted box's loop asks anew)
+			w.Counts.QueryAnswers++
+			b.node.OnArbiterCurrent(now, f.cur.epoch, f.cur.holder)
+		}
 		return
 	}
 	w.capture.packet(f)
@@ -709,7 +746,7 @@ func (w *World) askArbiter(b *Box, r ftcore.ArbiterRequest) {
 			n := len(w.Arbiter.Grants())
 			won, _ := w.Arbiter.TestAndSet(r.Epoch, r.Who)
 			if len(w.Arbiter.Grants()) != n {
-				w.Grants = append(w.Grants, Grant{At: w.Now, Epoch: r.Epoch, Who: r.Who})
+				w.Grants = append(w.Grants, Grant{At: w.Now, Epoch: r.Epoch, Who: r.Who, Gen: len(w.Wipes)})
 			}
 			if won {
 				w.Counts.ArbiterOK++
@@ -726,6 +763,47 @@ func (w *World) askArbiter(b *Box, r ftcore.ArbiterRequest) {
 		}
 		w.seq++
 		b.in.push(frame{at: at, seq: w.seq, link: -1, arb: reply})
+	})
+}
+
+type curReply struct {
+	epoch  uint64
+	holder string
+	to     node
+}
+
+// query is box i's periodic read-only current-epoch query, as the
+// appliance makes it every Options.Query: through the arbiter's faults
+// (a lost request or answer, a slow answer; a down arbiter answers nothing
+// or an error, and an error tells the box nothing), answered with what the
+// arbiter holds when the request reaches it. A dead or paused box asks
+// nothing; an answer reaches only the process that asked.
+func (w *World) query(i int) {
+	w.At(w.Now+w.opts.Query, func() { w.query(i) })
+	b := w.Boxes[i]
+	if b.Dead || w.Now < b.PausedTil {
+		return
+	}
+	w.Counts.Queries++
+	to := b.node
+	if w.qrng.Float64() < w.arb.LossReq {
+		return
+	}
+	w.At(w.Now+w.opts.ArbiterRTT/2, func() {
+		f := w.arb
+		if f.Down {
+			return
+		}
+		epoch, holder, _ := w.Arbiter.Current()
+		if w.qrng.Float64() < f.LossReply {
+			return
+		}
+		at := w.Now + w.opts.ArbiterRTT/2
+		if f.Slow > 0 {
+			at += time.Duration(w.qrng.Int64N(int64(f.Slow) + 1))
+		}
+		w.seq++
+		b.in.push(frame{at: at, seq: w.seq, link: -1, cur: &curReply{epoch, holder, to}})
 	})
 }
 
