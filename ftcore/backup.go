@@ -59,7 +59,8 @@ type Backup struct {
 	snapSeen bool // the current session's stream began with a snapshot
 
 	fenceEpoch uint64        // the peer is live in (or was granted) this epoch
-	lastStep   time.Duration // when Step last ran (a longer gap: this box was frozen)
+	lastTick   time.Duration // when the owner last called in (a longer gap: this box was frozen)
+	quietUntil time.Duration // after a freeze: no claim before this
 }
 
 // NewBackup returns the backup of a pair in epoch cfg.Epoch, replaying onto
@@ -216,6 +217,12 @@ func (b *Backup) Machine() Machine { return b.m }
 func (b *Backup) Diverged() bool { return b.diverged }
 
 func (b *Backup) tick(now time.Duration) {
+	if b.lastTick != 0 && now-b.lastTick > b.cfg.Timeout {
+		// Frozen past the timeout (see Primary.tick): hear a primary
+		// that went live meanwhile before claiming.
+		b.quietUntil = now + 2*b.cfg.HelloInterval
+	}
+	b.lastTick = max(b.lastTick, now)
 	if now > b.now {
 		b.now = now
 	}
@@ -270,10 +277,10 @@ func (b *Backup) onFrame(now time.Duration, frame []byte, second bool) error {
 	if b.live != nil {
 		return b.live.onFrame(now, frame, second) // a new backup may join us
 	}
-	if b.role == RoleGoingLive {
+	if b.role == RoleGoingLive || (second && isHello(frame) && b.role == RoleBackup) {
 		// We stopped listening to the primary, but not to a primary that
 		// says it is live (fence).
-		b.ch.noteHello(now, frame, second)
+		b.ch.noteHello(now, frame)
 		b.fence(now)
 		return nil
 	}
@@ -401,8 +408,6 @@ func (b *Backup) Step(now time.Duration) error {
 	if b.live != nil {
 		return b.live.Step(now)
 	}
-	frozen := b.lastStep != 0 && now-b.lastStep > b.cfg.Timeout
-	b.lastStep = now
 	if b.fence(now); b.role == RoleHalted {
 		return nil
 	}
@@ -417,12 +422,7 @@ func (b *Backup) Step(now time.Duration) error {
 			return nil
 		}
 		b.setRole(now, RoleGoingLive)
-		b.claimEpoch, b.claimAt = b.epoch+1, now
-		if frozen {
-			// Frozen past the timeout (see Primary.Step): hear a primary
-			// that went live meanwhile before claiming.
-			b.claimAt = now + 2*b.cfg.HelloInterval
-		}
+		b.claimEpoch, b.claimAt = b.epoch+1, max(now, b.quietUntil)
 	}
 	if b.role == RoleGoingLive && !b.claimWon && now >= b.claimAt {
 		b.ob.Arbiter = append(b.ob.Arbiter, ArbiterRequest{Epoch: b.claimEpoch, Who: b.cfg.Name})

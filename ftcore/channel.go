@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"ftbox/ftcore/logwire"
@@ -69,6 +70,7 @@ type channel struct {
 	livePeer  uint64        // highest epoch of an authentic primary hello (never below ours: OpenHello refuses older)
 	rivalAt   time.Duration // primary: last authentic primary hello of our own epoch (0: none)
 	mute      bool          // primary: send no hello (a start claim is pending)
+	own       [][32]byte    // primary: nonces of the hellos of its earlier channels
 }
 
 type outEntry struct {
@@ -199,6 +201,9 @@ func (c *channel) tick(now time.Duration) error {
 			c.helloFrame = f
 		}
 		c.emit(c.helloFrame, false)
+		if c.cfg.SecondPath {
+			c.emit(c.helloFrame, true) // fencing only (see receive)
+		}
 		c.helloAt = now + c.cfg.HelloInterval
 	}
 	if c.sess != nil && c.timerOn && now >= c.rtoAt {
@@ -281,8 +286,11 @@ func (c *channel) receive(now time.Duration, raw []byte, second bool) (ctl, stre
 	h, err := logwire.ParseHeader(frame)
 	if err == nil && h.IsHello() {
 		if second {
-			c.st.ProtocolErrors++
-			return nil, nil, fmt.Errorf("hello on the second path: %w", ErrFrame)
+			// An unprotected primary says hello on both paths (so that
+			// a backup cut off on the logging link learns it is live);
+			// the second path never carries a handshake.
+			c.noteHello(now, frame)
+			return nil, nil, nil
 		}
 		return nil, nil, c.onHello(now, frame)
 	}
@@ -384,7 +392,7 @@ func (c *channel) onHello(now time.Duration, frame []byte) error {
 		return fmt.Errorf("%w: %w", ErrFrame, err)
 	}
 	c.st.PeerEpochHeard = max(c.st.PeerEpochHeard, peer.Epoch)
-	if peer.Role == logwire.RolePrimary {
+	if peer.Role == logwire.RolePrimary && !c.ours(peer.Nonce) {
 		// The peer is live in peer.Epoch (a primary says hello only in an
 		// epoch it won, or in the epoch 1 of a new pair): whoever hears
 		// it decides from the epochs (Primary.fence, Backup.fence).
@@ -393,7 +401,7 @@ func (c *channel) onHello(now time.Duration, frame []byte) error {
 	}
 	if c.role == logwire.RolePrimary {
 		if peer.Role == logwire.RolePrimary {
-			if peer.Epoch == c.epoch {
+			if peer.Epoch == c.epoch && !c.ours(peer.Nonce) {
 				c.rivalAt = max(now, 1)
 			}
 			return nil
@@ -443,15 +451,17 @@ func (c *channel) onHello(now time.Duration, frame []byte) error {
 
 // noteHello authenticates a hello and records what it says of the peer's
 // epoch (livePeer, rivalAt) without any handshake: for a box that no
-// longer talks to its peer (claiming an epoch, going live) but must still
-// learn that the peer is live. Anything else is ignored.
-func (c *channel) noteHello(now time.Duration, raw []byte, second bool) {
+// longer talks to its peer (claiming an epoch, going live), and for hellos
+// on the second path, which carries no handshake but must still tell a box
+// that its peer is live. Anything else is ignored, and so are our own
+// hellos coming back (a replay on the LAN must not look like a rival).
+func (c *channel) noteHello(now time.Duration, raw []byte) {
 	h, err := logwire.ParseHeader(raw)
-	if err != nil || !h.IsHello() || second {
+	if err != nil || !h.IsHello() {
 		return
 	}
 	peer, _, err := c.ep.OpenHello(bytes.Clone(raw), c.epoch)
-	if err != nil || peer.Role != logwire.RolePrimary {
+	if err != nil || peer.Role != logwire.RolePrimary || c.ours(peer.Nonce) {
 		return
 	}
 	c.livePeer = max(c.livePeer, peer.Epoch)
@@ -459,6 +469,17 @@ func (c *channel) noteHello(now time.Duration, raw []byte, second bool) {
 	if c.role == logwire.RolePrimary && peer.Epoch == c.epoch {
 		c.rivalAt = max(now, 1)
 	}
+}
+
+// isHello: raw is a hello frame (unauthenticated: a header check).
+func isHello(raw []byte) bool {
+	h, err := logwire.ParseHeader(raw)
+	return err == nil && h.IsHello()
+}
+
+// ours: a hello nonce this primary sent (on this channel or an earlier one).
+func (c *channel) ours(n [32]byte) bool {
+	return c.role == logwire.RolePrimary && (n == c.hello.Nonce || slices.Contains(c.own, n))
 }
 
 // confirmed: a session whose peer proved it holds the keys.

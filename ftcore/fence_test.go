@@ -378,3 +378,73 @@ func TestJoinerSeesColdStart(t *testing.T) {
 		t.Fatalf("joiner took a log from 0 in epoch 2 silently: %+v", events)
 	}
 }
+
+// An unprotected primary says hello on the second path too, so a backup cut
+// off on the logging link learns there that its primary went on without it
+// (and yields instead of claiming the epoch a blank arbiter would grant it
+// again); a primary's own hello coming back over the LAN is no rival.
+func TestSecondPathHelloFences(t *testing.T) {
+	h := newManual(t)
+	h.now = time.Millisecond
+	h.handshake(t)
+	h.stepP(t)
+	h.deliverB(t, nil)
+	h.toB, h.toP = nil, nil
+	cfg := pairConfig(t, "A")
+	cfg.Epoch, cfg.SecondPath, cfg.Rand = 2, true, &zeroRand{n: 200}
+	p2, err := ftcore.NewPrimary(cfg, newFake())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.Step(h.now); err != nil {
+		t.Fatal(err)
+	}
+	ob := p2.Outbox()
+	if len(ob.PeerLAN) == 0 {
+		t.Fatal("a primary waiting for a backup says no hello on the second path")
+	}
+	for _, f := range ob.PeerLAN {
+		if err := h.b.OnPeerLANFrame(h.now, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bo := h.b.Outbox()
+	if e, ok := hasKind(bo.Events, ftcore.EventYield); !ok || e.Epoch != 2 || len(bo.Log) != 0 {
+		t.Fatalf("backup hearing its primary live in epoch 2 on the LAN: %v %+v, %d log frames (a handshake there?)", h.b.Role(), bo.Events, len(bo.Log))
+	}
+	// p2's own hello, replayed to it over the LAN: not a rival.
+	for _, f := range ob.PeerLAN {
+		_ = p2.OnPeerLANFrame(h.now, f)
+	}
+	if _, ok := hasKind(p2.Outbox().Events, ftcore.EventRival); ok || p2.Status().Proving {
+		t.Fatal("a primary took its own hello for a rival")
+	}
+}
+
+// A primary frozen past the timeout holds the output its backup's
+// acknowledgements (waiting in its socket through the freeze) would
+// release, until it could hear a peer that went live meanwhile.
+func TestFrozenPrimaryHoldsOutput(t *testing.T) {
+	h := newManual(t)
+	h.now = time.Millisecond
+	h.handshake(t)
+	if err := h.p.OnLANFrame(h.now, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	h.stepP(t)
+	h.deliverB(t, nil) // the backup acks; the ack waits in A's socket
+	h.now += 300 * time.Millisecond
+	h.deliverP(t)
+	if len(h.lan) != 0 {
+		t.Fatalf("released %d frames at once after a 300 ms freeze", len(h.lan))
+	}
+	resumed := h.now
+	ob := run(t, h.p, &h.now, resumed+30*time.Millisecond)
+	if len(ob.LAN) != 0 {
+		t.Fatalf("released %d frames 30 ms after a freeze (quiet period 2×HelloInterval = 40 ms)", len(ob.LAN))
+	}
+	ob = run(t, h.p, &h.now, resumed+60*time.Millisecond)
+	if len(ob.LAN) != 1 || h.p.Role() != ftcore.RolePrimary {
+		t.Fatalf("after the quiet period, with no peer live elsewhere: %v released %d", h.p.Role(), len(ob.LAN))
+	}
+}

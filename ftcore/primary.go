@@ -74,7 +74,8 @@ type Primary struct {
 	proveAt      time.Duration // when to ask (again)
 	provedAt     time.Duration // when the arbiter last confirmed our grant
 	bumpEpoch    uint64        // unprotected: asked for this epoch because the peer holds ours (OnArbiterCurrent)
-	lastStep     time.Duration // when Step last ran (a longer gap: this box was frozen)
+	lastTick     time.Duration // when the owner last called in (a longer gap: this box was frozen)
+	quietUntil   time.Duration // after a freeze: no claim and no release before this
 }
 
 type heldOut struct {
@@ -124,7 +125,12 @@ func (p *Primary) logging() bool { return p.protected() || p.syncing }
 // listen opens a fresh channel on which an unprotected primary waits for a
 // joining backup (it sends hellos in its epoch; see Step).
 func (p *Primary) listen() {
+	old := p.ch
 	p.ch = newChannel(&p.cfg, &p.st, logwire.RolePrimary, p.epoch)
+	if old != nil {
+		p.ch.own = append(old.own, old.hello.Nonce)
+		p.ch.own = p.ch.own[max(len(p.ch.own)-16, 0):]
+	}
 	p.syncing, p.snap, p.snapOff, p.snapEnd, p.syncPos = false, nil, 0, 0, 0
 	p.logged, p.peerIC, p.wmLogged, p.stalled = false, 0, 0, false
 }
@@ -213,6 +219,17 @@ func (p *Primary) start(now time.Duration) {
 }
 
 func (p *Primary) tick(now time.Duration) {
+	if p.lastTick != 0 && now-p.lastTick > p.cfg.Timeout && p.started {
+		// This box was frozen (SIGSTOP, a VM pause, a starved host) past
+		// the timeout: the peer may have gone live meanwhile. Its hellos
+		// arrive every HelloInterval: hear them before claiming or
+		// releasing anything (fence yields), whatever an arbiter that
+		// lost its state would grant and whatever acks waited in our
+		// socket through the freeze (the peer replayed and released
+		// those outputs when it went live).
+		p.quietUntil = now + 2*p.cfg.HelloInterval
+	}
+	p.lastTick = max(p.lastTick, now)
 	if now > p.now {
 		p.now = now
 	}
@@ -283,10 +300,11 @@ func (p *Primary) onFrame(now time.Duration, frame []byte, second bool) error {
 	if p.ch == nil || p.role == RoleHalted {
 		return nil
 	}
-	if p.claimEpoch != 0 || p.startPending {
+	if p.claimEpoch != 0 || p.startPending || (second && isHello(frame)) {
 		// No backup (any more): nothing it says matters; but a live
-		// primary's hello does (fence).
-		p.ch.noteHello(now, frame, second)
+		// primary's hello does (fence), and it is all a hello on the
+		// second path says.
+		p.ch.noteHello(now, frame)
 		p.fence(now)
 		return nil
 	}
@@ -534,8 +552,6 @@ func (p *Primary) Step(now time.Duration) error {
 		return nil
 	}
 	var errs []error
-	frozen := p.lastStep != 0 && now-p.lastStep > p.cfg.Timeout
-	p.lastStep = now
 	if p.fence(now); p.role == RoleHalted {
 		return nil
 	}
@@ -594,14 +610,7 @@ func (p *Primary) Step(now time.Duration) error {
 		if ld := p.logDeadline(); p.claimEpoch == 0 && ld != 0 && now > ld {
 			p.st.FailureDetected = now
 			p.ob.Events = append(p.ob.Events, Event{Kind: EventPeerLost, At: now, Role: p.role, Epoch: p.epoch, ICount: p.m.ICount()})
-			p.claimEpoch, p.claimAt = p.epoch+1, now
-			if frozen {
-				// This box was frozen (SIGSTOP, a VM pause) past the
-				// timeout: the peer may have gone live meanwhile. Its
-				// hellos wait in our socket: hear them before claiming
-				// (fence yields), against an arbiter that lost its state.
-				p.claimAt = now + 2*p.cfg.HelloInterval
-			}
+			p.claimEpoch, p.claimAt = p.epoch+1, max(now, p.quietUntil)
 			if p.ch.sess != nil {
 				// From now on every frame we send says "claiming
 				// claimEpoch": the backup keeps hearing that we are
@@ -890,9 +899,10 @@ func (p *Primary) output(now time.Duration, frames [][]byte) error {
 func (p *Primary) release() {
 	i := 0
 	switch {
-	case p.proving:
+	case p.proving, p.now < p.quietUntil:
 		// A rival of our epoch is live: nothing leaves until the
-		// arbiter says the epoch is ours.
+		// arbiter says the epoch is ours. Or we were frozen: nothing
+		// leaves before we could hear a peer that went live (tick).
 	case p.role == RoleUnprotected:
 		i = len(p.held)
 	case p.role == RolePrimary && p.claimEpoch == 0:
@@ -928,6 +938,9 @@ func (p *Primary) Deadline() time.Duration {
 	var d time.Duration
 	if p.proving {
 		d = p.proveAt
+	}
+	if p.now < p.quietUntil {
+		d = minDeadline(d, p.quietUntil)
 	}
 	if p.ch != nil {
 		if p.protected() && p.claimEpoch != 0 {

@@ -379,6 +379,12 @@ func (r *result) second2(heal time.Duration) {
 // nobody: the faults left no box that can serve (both crashed, or the
 // survivor has no complete state).
 func (r *result) nobody() bool {
+	if !r.connected && r.w.Boxes[0].Dead && !serving(r.w.Node(1)) {
+		// The primary died before the pair ever connected: the backup
+		// never heard it, so failure detection never started (within
+		// ConnectTimeout), and nobody serves.
+		return true
+	}
 	switch r.second {
 	case "going-live", "new-primary":
 		return true
@@ -549,7 +555,7 @@ func seeds(def int) []int64 {
 func sweep(t *testing.T, name string, ss []int64, newMachine func() (ftcore.Machine, error), each func(*result)) {
 	t.Helper()
 	var mu sync.Mutex
-	var failed, known []int64
+	var failed []int64
 	errs := map[int64]error{}
 	results := make([]*result, len(ss))
 	work := make(chan int)
@@ -561,12 +567,7 @@ func sweep(t *testing.T, name string, ss []int64, newMachine func() (ftcore.Mach
 			for i := range work {
 				r, err := runSeed(ss[i], newMachine, nil)
 				results[i] = r
-				if err != nil && knownCore(r, err) {
-					mu.Lock()
-					known = append(known, ss[i])
-					errs[ss[i]] = err
-					mu.Unlock()
-				} else if err != nil {
+				if err != nil {
 					mu.Lock()
 					failed = append(failed, ss[i])
 					errs[ss[i]] = err
@@ -589,54 +590,11 @@ func sweep(t *testing.T, name string, ss []int64, newMachine func() (ftcore.Mach
 		t.Errorf("%s seed %d: %v\n  plan: %v\n  reproduce: go test ./ftcore/... -run Sim -seed %d\n  capture: %s",
 			name, seed, errs[seed], planFor(seed), seed, captureSeed(seed, newMachine))
 	}
-	sort.Slice(known, func(i, j int) bool { return known[i] < known[j] })
-	for _, seed := range known {
-		first, _, _ := strings.Cut(errs[seed].Error(), "\n")
-		t.Logf("%s seed %d (%d known): KNOWN CORE FAILURE (split brain on a double grant): %s\n  plan: %v\n  reproduce: go test ./ftcore/sim -run Sim -seed %d -strict",
-			name, seed, len(known), first, planFor(seed), seed)
-	}
 	for _, r := range results {
 		if r != nil && each != nil {
 			each(r)
 		}
 	}
-}
-
-// knownCore: a seed's failure is the core's known split brain on a double
-// grant, tolerated (logged, counted) unless -strict. The arbiter lost its
-// state and granted the epoch the other box held (Verify says "double
-// grant:"), and the peers could not hear each other first:
-//   - a resumed primary whose failure detection fires not in its first Step
-//     after the freeze (the stale frames in its socket kept the link "heard"
-//     a little longer; the peer's hellos were lost in the overflowing
-//     socket buffer) claims at once, without the 2×HelloInterval wait
-//     (ftcore/primary.go Step: frozen is only the first Step's gap);
-//   - a cut logging link with the second path up: the primary won, serves
-//     unprotected and says hello only on the logging link, so the backup
-//     claims after the silence and the wiped arbiter grants the epoch again
-//     (a second-path hello is never heard: channel.noteHello ignores it).
-//
-// Only the double-grant failure of an "arb-wipe" seed is tolerated: any
-// other breach in the same seed still fails it.
-func knownCore(r *result, err error) bool {
-	if *sim.Strict || r == nil || r.plan.arb != "arb-wipe" || !strings.Contains(err.Error(), "double grant:") {
-		return false
-	}
-	for _, line := range strings.Split(err.Error(), "\n") {
-		switch {
-		case strings.HasPrefix(line, "double grant:"),
-			strings.HasPrefix(line, "two servers:"),
-			strings.HasSuffix(line, "released output") && strings.HasPrefix(line, "epoch "),
-			strings.Contains(line, "differ between their two releases"),
-			strings.Contains(line, "differs between its two releases"),
-			strings.Contains(line, "is not the reference run's output"),
-			strings.HasPrefix(line, "output lost"):
-			// what a split brain does to the output stream
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // captureSeed runs a seed again with every link captured and returns the
@@ -686,8 +644,7 @@ func sweepTest(t *testing.T, name string, factor int, newMachine func() (ftcore.
 	seconds := map[string]int{} // second faults fired (double faults, restarts), and how transfers ended
 	arbs := map[string]int{}
 	var c sim.Counts
-	var doubles, late uint64
-	var lateBy time.Duration
+	var doubles uint64
 	wipes := map[string]int{} // fault kinds combined with an arbiter wipe
 	var maxDup uint64
 	var maxAge time.Duration
@@ -702,8 +659,6 @@ func sweepTest(t *testing.T, name string, factor int, newMachine func() (ftcore.
 			wipes[r.plan.fault]++
 		}
 		doubles += uint64(r.rep.DoubleGrants)
-		late += r.rep.LateDuplicates
-		lateBy = max(lateBy, r.rep.LateBy)
 		if r.second != "" {
 			k := r.second
 			if k == "transfer" {
@@ -736,7 +691,6 @@ func sweepTest(t *testing.T, name string, factor int, newMachine func() (ftcore.
 		name, seconds, arbs, c.ArbiterCalls, c.ArbiterLost, c.ArbiterErr, c.Yields)
 	t.Logf("%s: arbiter wiped %d times, with faults %v; %d epochs granted twice; %d current-epoch queries, %d answered",
 		name, c.Wipes, wipes, doubles, c.Queries, c.QueryAnswers)
-	t.Logf("%s: %d late duplicates by a superseded server (latest %v after the new one's release; -strict fails them)", name, late, lateBy)
 	t.Logf("%s: crashes inside Step at an icount %d, mid-release %d, mid-batch %d; forged frames %d (refused %d); paused-socket overflow %d",
 		name, c.ICountCrashes, c.MidRelease, c.MidBatch, c.Forged, c.ForgedRefused, c.PauseOverflow)
 	t.Logf("%s: largest duplicate window %d outputs (seed %d: %s); oldest duplicated output released %v before the backup declared the primary failed",

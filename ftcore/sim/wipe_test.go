@@ -70,7 +70,7 @@ func TestSimResumedPrimaryWipedArbiter(t *testing.T) {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
 		if seed == 0 {
-			t.Logf("seed 0: A resumed at %v, rejoined; %d late duplicates (up to %v late), %d outputs", resume, rep.LateDuplicates, rep.LateBy, rep.Released)
+			t.Logf("seed 0: A resumed at %v, rejoined; %d outputs", resume, rep.Released)
 		}
 	}
 }
