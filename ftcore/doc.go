@@ -118,9 +118,14 @@
 //     never claims or goes live (a grant it receives anyway is a second
 //     grant by an arbiter that lost its state), reports EventYield and
 //     halts; its owner restarts it as the peer's joining backup.
-//   - A box frozen past Timeout (SIGSTOP, a VM pause) waits 2×HelloInterval
-//     before claiming, so the hellos of a peer that went live meanwhile,
-//     waiting in its socket, are heard first.
+//   - A box frozen past Timeout (SIGSTOP, a VM pause, a starved host)
+//     neither claims nor releases output for 2×HelloInterval after it
+//     resumes, so the hellos of a peer that went live meanwhile are heard
+//     first (and the acknowledgements that waited in its socket through the
+//     freeze release nothing the peer has not released already).
+//   - A primary waiting for a backup says hello on the second path too
+//     (never a handshake there): a backup cut off on the logging link
+//     learns that its primary went on without it.
 //   - Two primaries of one epoch that hear each other (EventRival) hold
 //     their output and ask the arbiter for that epoch again: a repeated
 //     request wins only for the holder, so exactly one goes on; the other
