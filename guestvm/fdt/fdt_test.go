@@ -223,7 +223,7 @@ func TestVirtParsesBack(t *testing.T) {
 	eq("stdout-path", str("/chosen", "stdout-path"), "/soc/serial@10000000")
 	eq("memory reg", u32s("/memory@80000000", "reg"), []uint32{0, 0x80000000, 0, 256 << 20})
 	eq("timebase", u32s("/cpus", "timebase-frequency"), []uint32{10000000})
-	eq("isa", str("/cpus/cpu@0", "riscv,isa"), "rv64imac_zicsr_zifencei")
+	eq("isa", str("/cpus/cpu@0", "riscv,isa"), "rv64imafdc_zicsr_zifencei")
 	eq("mmu", str("/cpus/cpu@0", "mmu-type"), "riscv,sv39")
 	intc := u32s("/cpus/cpu@0/interrupt-controller", "phandle")[0]
 	plic := u32s("/soc/plic@c000000", "phandle")[0]
@@ -277,7 +277,7 @@ func TestVirtWithDTC(t *testing.T) {
 	}
 	for _, want := range []string{
 		"memory@80000000", "reg = <0x00 0x80000000 0x00 0x8000000>",
-		"timebase-frequency = <0x989680>", "riscv,isa = \"rv64imac_zicsr_zifencei\"",
+		"timebase-frequency = <0x989680>", "riscv,isa = \"rv64imafdc_zicsr_zifencei\"",
 		"clint@2000000", "interrupts-extended = <0x02 0x03 0x02 0x07>",
 		"plic@c000000", "riscv,ndev = <0x60>", "interrupts-extended = <0x02 0x0b 0x02 0x09>",
 		"serial@10000000", "compatible = \"ns16550a\"", "virtio_mmio@10001000", "virtio_mmio@10008000",

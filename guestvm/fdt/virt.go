@@ -22,7 +22,7 @@ const (
 	VirtioIRQ    = 1 // slot i raises VirtioIRQ + i
 
 	TimebaseFrequency = 10000000
-	ISA               = "rv64imac_zicsr_zifencei"
+	ISA               = "rv64imafdc_zicsr_zifencei"
 	MMUType           = "riscv,sv39"
 )
 

@@ -67,11 +67,13 @@ type tlbSet struct {
 	r, w, x [tlbSize]tlbEntry
 }
 
-// CPU is one RV64IMAC hart with M/S/U modes and Sv39/48/57 paging.
+// CPU is one RV64IMAFDC hart with M/S/U modes and Sv39/48/57 paging.
 type CPU struct {
 	x    [256]uint64 // x[0..31]; x[sink] absorbs writes to x0; 256 so a uint8 index needs no bounds check
 	pc   uint64
 	priv uint8
+	f    [32]uint64 // f registers; singles NaN-boxed
+	fcsr uint64     // frm<<5 | fflags
 
 	ram     []byte
 	ramBase uint64
@@ -164,8 +166,8 @@ func New(ram []byte, ramBase uint64, bus Bus) *CPU {
 }
 
 const (
-	misaValue    = 2<<62 | 1<<0 | 1<<2 | 1<<8 | 1<<12 | 1<<18 | 1<<20 // RV64 A C I M S U
-	mstatusReset = 2<<32 | 2<<34                                      // UXL = SXL = 64-bit
+	misaValue    = 2<<62 | 1<<0 | 1<<2 | 1<<3 | 1<<5 | 1<<8 | 1<<12 | 1<<18 | 1<<20 // RV64 A C D F I M S U
+	mstatusReset = 2<<32 | 2<<34                                                    // UXL = SXL = 64-bit; FS Off
 )
 
 // Reset puts the hart in M-mode with every register and CSR at its reset

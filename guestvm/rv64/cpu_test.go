@@ -107,20 +107,22 @@ func TestCompressedExpansion(t *testing.T) {
 		h    uint32
 		want inst
 	}{
-		{0x4505, inst{op: opADDI, rd: 10, rs1: 0, imm: 1}},   // c.li a0,1
-		{0x852e, inst{op: opADD, rd: 10, rs1: 0, rs2: 11}},   // c.mv a0,a1
-		{0x0505, inst{op: opADDI, rd: 10, rs1: 10, imm: 1}},  // c.addi a0,1
-		{0x8082, inst{op: opJALR, rd: sink, rs1: 1}},         // ret
-		{0x6108, inst{op: opLD, rd: 10, rs1: 10, imm: 0}},    // c.ld a0,0(a0)
-		{0xe10c, inst{op: opSD, rd: sink, rs1: 10, rs2: 11}}, // c.sd a1,0(a0)
-		{0x1141, inst{op: opADDI, rd: 2, rs1: 2, imm: -16}},  // c.addi sp,-16
-		{0x9002, inst{op: opEBREAK, rd: sink}},               // c.ebreak
-		{0x0000, inst{op: opIllegal}},                        // c.unimp
-		{0x8002, inst{op: opIllegal}},                        // c.jr x0
-		{0x6101, inst{op: opIllegal}},                        // c.addi16sp 0
-		{0x9cc1, inst{op: opIllegal}},                        // reserved
-		{0x2002, inst{op: opIllegal}},                        // c.fldsp
-		{0x4002, inst{op: opIllegal}},                        // c.lwsp x0
+		{0x4505, inst{op: opADDI, rd: 10, rs1: 0, imm: 1}},                 // c.li a0,1
+		{0x852e, inst{op: opADD, rd: 10, rs1: 0, rs2: 11}},                 // c.mv a0,a1
+		{0x0505, inst{op: opADDI, rd: 10, rs1: 10, imm: 1}},                // c.addi a0,1
+		{0x8082, inst{op: opJALR, rd: sink, rs1: 1}},                       // ret
+		{0x6108, inst{op: opLD, rd: 10, rs1: 10, imm: 0}},                  // c.ld a0,0(a0)
+		{0xe10c, inst{op: opSD, rd: sink, rs1: 10, rs2: 11}},               // c.sd a1,0(a0)
+		{0x1141, inst{op: opADDI, rd: 2, rs1: 2, imm: -16}},                // c.addi sp,-16
+		{0x9002, inst{op: opEBREAK, rd: sink}},                             // c.ebreak
+		{0x0000, inst{op: opIllegal}},                                      // c.unimp
+		{0x8002, inst{op: opIllegal}},                                      // c.jr x0
+		{0x6101, inst{op: opIllegal}},                                      // c.addi16sp 0
+		{0x9cc1, inst{op: opIllegal}},                                      // reserved
+		{0x2002, inst{op: opFLD, rs1: 2, imm: 0x2002}},                     // c.fldsp f0,0(sp)
+		{0x2522, inst{op: opFLD, rd: 10, rs1: 2, imm: 8<<32 | 0x2522}},     // c.fldsp fa0,8(sp)
+		{0xa10c, inst{op: opFSD, rd: sink, rs1: 10, rs2: 11, imm: 0xa10c}}, // c.fsd fa1,0(a0)
+		{0x4002, inst{op: opIllegal}},                                      // c.lwsp x0
 	}
 	for _, tc := range cases {
 		got := decode16(tc.h)

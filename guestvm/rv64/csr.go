@@ -2,6 +2,10 @@ package rv64
 
 // CSR numbers.
 const (
+	csrFflags = 0x001
+	csrFrm    = 0x002
+	csrFcsr   = 0x003
+
 	csrSstatus    = 0x100
 	csrSie        = 0x104
 	csrStvec      = 0x105
@@ -76,9 +80,9 @@ const (
 	msMPV  = 1 << 39
 	msSD   = 1 << 63
 
-	// Writable bits, as QEMU 7.2 (-cpu rv64,h=false,f=false,d=false): VS, GVA
-	// and MPV are plain storage there, so they are here too.
-	mstatusMask = msSIE | msMIE | msSPIE | msMPIE | msSPP | msVS | msMPP | msMPRV |
+	// Writable bits, as QEMU 7.2 (-cpu rv64,h=false): VS, GVA and MPV are
+	// plain storage there, so they are here too.
+	mstatusMask = msSIE | msMIE | msSPIE | msMPIE | msSPP | msVS | msFS | msMPP | msMPRV |
 		msSUM | msMXR | msTVM | msTW | msTSR | msGVA | msMPV
 	sstatusMask = msSIE | msSPIE | msSPP | msVS | msFS | msXS | msSUM | msMXR | msUXL | msSD
 )
@@ -135,6 +139,12 @@ func (c *CPU) readMstatus() uint64 {
 // instructions retired before the executing one.
 func (c *CPU) csrRead(num uint16) (uint64, bool) {
 	switch num {
+	case csrFflags:
+		return c.fcsr & 0x1f, true
+	case csrFrm:
+		return c.fcsr >> 5, true
+	case csrFcsr:
+		return c.fcsr, true
 	case csrSstatus:
 		return c.readMstatus() & sstatusMask, true
 	case csrSie:
@@ -241,6 +251,8 @@ func (c *CPU) csrAccessOK(num uint16, write bool) bool {
 		if c.priv == PrivS && c.mstatus&msTVM != 0 {
 			return false
 		}
+	case num >= csrFflags && num <= csrFcsr:
+		return c.fpOn()
 	}
 	return true
 }
@@ -249,6 +261,15 @@ func (c *CPU) csrAccessOK(num uint16, write bool) bool {
 // reports whether translation state may have changed.
 func (c *CPU) csrWrite(num uint16, v uint64) {
 	switch num {
+	case csrFflags:
+		c.fcsr = c.fcsr&^0x1f | v&0x1f
+		c.fsDirty()
+	case csrFrm:
+		c.fcsr = c.fcsr&0x1f | (v&7)<<5
+		c.fsDirty()
+	case csrFcsr:
+		c.fcsr = v & 0xff
+		c.fsDirty()
 	case csrSstatus:
 		mask := uint64(sstatusMask)
 		if v&msUXL == 0 {

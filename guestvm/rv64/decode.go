@@ -22,8 +22,9 @@ type inst struct {
 	hw  uint8 // len/2: slots to the next instruction
 }
 
-// raw returns the encoding of an opIllegal or SYSTEM instruction.
-func (in *inst) raw() uint64 { return uint64(in.imm) }
+// raw returns the encoding of an opIllegal, SYSTEM or FP instruction (FP
+// loads and stores keep their offset in the upper half of imm).
+func (in *inst) raw() uint64 { return uint64(uint32(in.imm)) }
 
 // Ops. opDecode must be zero: a zeroed slot means "not decoded yet".
 const (
@@ -108,6 +109,13 @@ const (
 	// Atomics: imm holds the AMO function (amo* constants), op the width.
 	opAMOW
 	opAMOD
+	// F and D: imm holds the raw encoding (see fp.go); rd, rs1 and rs2 of
+	// the loads and stores are the architectural numbers (f0 is a register).
+	opFLW
+	opFLD
+	opFSW
+	opFSD
+	opFP
 	opCount
 )
 
@@ -326,6 +334,21 @@ func decode32(w uint32) inst {
 			imm = int32(f5)
 		}
 	}
+	switch w & 0x7f {
+	case 0x07: // FLW, FLD
+		if f3 == 2 || f3 == 3 {
+			in.op, in.rd = opFLW+uint8(f3-2), uint8(rd)
+			return fpMemInst(in, immI, w)
+		}
+	case 0x27: // FSW, FSD
+		if f3 == 2 || f3 == 3 {
+			in.op, in.rd = opFSW+uint8(f3-2), sink
+			return fpMemInst(in, immS, w)
+		}
+	case 0x43, 0x47, 0x4b, 0x4f, 0x53: // fused multiply-add, OP-FP: fp.go decodes the rest
+		in.op, in.rd, in.imm = opFP, sink, int64(w)
+		return in
+	}
 	in.imm = int64(imm)
 	switch {
 	case in.op == opIllegal:
@@ -359,6 +382,12 @@ func decode16(h uint32) inst {
 			if imm != 0 {
 				set(opADDI, rdp, 2, 0, int32(imm))
 			}
+		case 1: // C.FLD (RV64 has no C.FLW: f3 3 is C.LD)
+			in.op, in.rd, in.rs1 = opFLD, rdp, rs1p
+			return fpMemInst(in, int32(((h>>10)&7)<<3|((h>>5)&3)<<6), h)
+		case 5: // C.FSD
+			in.op, in.rd, in.rs1, in.rs2 = opFSD, sink, rs1p, rdp
+			return fpMemInst(in, int32(((h>>10)&7)<<3|((h>>5)&3)<<6), h)
 		case 2: // C.LW
 			set(opLW, rdp, rs1p, 0, int32(((h>>10)&7)<<3|((h>>6)&1)<<2|((h>>5)&1)<<6))
 		case 3: // C.LD
@@ -415,6 +444,12 @@ func decode16(h uint32) inst {
 		switch f3 {
 		case 0: // C.SLLI
 			set(opSLLI, uint8(rd), uint8(rd), 0, int32(b12<<5|rs2))
+		case 1: // C.FLDSP (f0 allowed)
+			in.op, in.rd, in.rs1 = opFLD, uint8(rd), 2
+			return fpMemInst(in, int32(b12<<5|((h>>5)&3)<<3|((h>>2)&7)<<6), h)
+		case 5: // C.FSDSP
+			in.op, in.rd, in.rs1, in.rs2 = opFSD, sink, 2, uint8(rs2)
+			return fpMemInst(in, int32(((h>>10)&7)<<3|((h>>7)&7)<<6), h)
 		case 2: // C.LWSP
 			if rd != 0 {
 				set(opLW, uint8(rd), 2, 0, int32(b12<<5|((h>>4)&7)<<2|((h>>2)&3)<<6))
@@ -447,6 +482,12 @@ func decode16(h uint32) inst {
 	if in.op == opIllegal {
 		in.rd, in.rs1, in.rs2, in.imm = 0, 0, 0, int64(h)
 	}
+	return in
+}
+
+// fpMemInst finishes an FP load or store: offset and raw encoding in imm.
+func fpMemInst(in inst, off int32, raw uint32) inst {
+	in.imm = int64(off)<<32 | int64(raw)
 	return in
 }
 

@@ -1,4 +1,4 @@
-// Package rv64 is the guest CPU: an RV64IMAC + Zicsr + Zifencei hart with
+// Package rv64 is the guest CPU: an RV64IMAFDC (RV64GC) hart with
 // M/S/U modes, traps and interrupts per the privileged spec and Sv39 paging.
 //
 // It is an interpreter over pre-decoded instructions: each 4 KiB code page is
@@ -15,7 +15,7 @@ package rv64
 
 // Where the spec leaves a choice, the hart behaves like QEMU 7.2's
 // qemu-system-riscv64 -machine virt with
-// -cpu rv64,h=false,f=false,d=false,zba=false,zbb=false,zbc=false,zbs=false,
+// -cpu rv64,h=false,zba=false,zbb=false,zbc=false,zbs=false,
 // sstc=false,svpbmt=false,svinval=false,svnapot=false,Zihintpause=false,
 // v=false,sscofpmf=false,marchid=0,mimpid=0 (see qemu_test.go, which checks
 // testdata/*.S against QEMU byte for byte): misaligned loads and stores

@@ -249,6 +249,12 @@ func (c *CPU) exec() (idle bool) {
 	case opAMOW, opAMOD:
 		c.amo(in)
 		return false
+	case opFLW, opFLD, opFSW, opFSD:
+		c.fpMem(in)
+		return false
+	case opFP:
+		c.fpOp(in)
+		return false
 	default: // system and CSR instructions
 		c.system(in)
 		return false

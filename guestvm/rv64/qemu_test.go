@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// qemuCPU is the QEMU 7.2 CPU profile this core matches: RV64IMAC + S + U,
+// qemuCPU is the QEMU 7.2 CPU profile this core matches: RV64IMAFDC + S + U,
 // no extensions QEMU enables by default that we do not implement.
-const qemuCPU = "rv64,h=false,f=false,d=false,zba=false,zbb=false,zbc=false,zbs=false," +
+const qemuCPU = "rv64,h=false,zba=false,zbb=false,zbc=false,zbs=false," +
 	"sstc=false,svpbmt=false,svinval=false,svnapot=false,Zihintpause=false,v=false,sscofpmf=false,marchid=0,mimpid=0"
 
 // needTool returns the path of a tool, or skips (fails under CI=true).

@@ -2,18 +2,28 @@ package rv64
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 
 	"ftbox/guestvm/snap"
 )
 
+// stateVersion numbers the layout Save writes. 1 added the f registers and
+// fcsr; a snapshot from before then has x0 (zero) where the version is, so
+// it is refused rather than misread.
+const stateVersion = 1
+
 // Save writes the hart's whole architectural state (everything but RAM):
-// registers, PC, privilege, CSRs, instruction count, counter offsets and the
-// LR reservation. Decode caches and TLBs are not state.
+// x and f registers, PC, privilege, CSRs, instruction count, counter offsets
+// and the LR reservation. Decode caches and TLBs are not state.
 func (c *CPU) Save(w *snap.Writer) {
 	w.Tag("rv64")
+	w.U32(stateVersion)
 	for i := 0; i < 32; i++ {
 		w.U64(c.x[i])
+	}
+	for _, v := range c.f {
+		w.U64(v)
 	}
 	w.U64(c.pc)
 	w.U8(c.priv)
@@ -36,9 +46,15 @@ func (c *CPU) Save(w *snap.Writer) {
 // Restore reads what Save wrote and flushes decode caches and TLBs.
 func (c *CPU) Restore(r *snap.Reader) error {
 	r.Tag("rv64")
-	var x [32]uint64
+	if v := r.U32(); r.Err() == nil && v != stateVersion {
+		return fmt.Errorf("restore rv64: CPU state version %d, this build reads %d (snapshots from before F/D cannot be restored)", v, stateVersion)
+	}
+	var x, f [32]uint64
 	for i := range x {
 		x[i] = r.U64()
+	}
+	for i := range f {
+		f[i] = r.U64()
 	}
 	pc := r.U64()
 	priv := r.U8()
@@ -64,11 +80,15 @@ func (c *CPU) Restore(r *snap.Reader) error {
 	if priv != PrivU && priv != PrivS && priv != PrivM {
 		return errors.New("restore rv64: bad privilege " + strconv.Itoa(int(priv)))
 	}
+	if n.fcsr > 0xff {
+		return errors.New("restore rv64: bad fcsr")
+	}
 	if x[0] != 0 {
 		return errors.New("restore rv64: x0 is not zero")
 	}
 	c.Reset(pc)
 	copy(c.x[:32], x[:])
+	c.f = f
 	c.priv = priv
 	c.icount = icount
 	src, dst := n.csrState(), c.csrState()
@@ -87,6 +107,6 @@ func (c *CPU) csrState() []*uint64 {
 		&c.mtvec, &c.mscratch, &c.mepc, &c.mcause, &c.mtval, &c.mcounteren,
 		&c.menvcfg, &c.mcountinhibit, &c.cycleOff, &c.instretOff, &c.cycleHeld,
 		&c.instretHeld, &c.stvec, &c.sscratch, &c.sepc, &c.scause, &c.stval,
-		&c.satp, &c.scounteren, &c.senvcfg, &c.resAddr, &c.resVal,
+		&c.satp, &c.scounteren, &c.senvcfg, &c.resAddr, &c.resVal, &c.fcsr,
 	}
 }

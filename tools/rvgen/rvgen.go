@@ -139,8 +139,8 @@ func Build(dir string, seed uint64, opts Options) (string, error) {
 }
 
 // QEMUCPU is the -cpu option that makes QEMU 7.2's virt hart the one guestvm
-// implements: RV64IMAC + Zicsr + Zifencei with S and U, no H, F, D, V, bit
+// implements: RV64IMAFDC + Zicsr + Zifencei with S and U, no H, V, bit
 // manipulation, Sstc or Svpbmt. With it misa, mideleg and mie read the same on
 // both; QEMU's default CPU has H, whose bits show in those CSRs.
-const QEMUCPU = "rv64,h=false,f=false,d=false,v=false,zba=false,zbb=false,zbc=false,zbs=false," +
+const QEMUCPU = "rv64,h=false,v=false,zba=false,zbb=false,zbc=false,zbs=false," +
 	"sstc=false,svpbmt=false,svinval=false,svnapot=false,Zihintpause=false,sscofpmf=false,marchid=0,mimpid=0"
