@@ -160,6 +160,7 @@ func (g *gen) sequence(i int) {
 	} else {
 		g.ins(".option norvc")
 	}
+	g.fpInit()
 	for r := 1; r < 32; r++ {
 		if r == regGP {
 			continue
@@ -187,6 +188,7 @@ func (g *gen) sequence(i int) {
 	for r := 1; r < 32; r++ {
 		g.ins("sd %s, %d(gp)", reg(r), offRegSave+8*r)
 	}
+	g.ins("call fsave")
 	g.ins("li a0, %d", i)
 	g.ins("la sp, stack_top")
 	g.ins("call dump")
@@ -202,9 +204,11 @@ func (g *gen) probe(id int) {
 	for r := 1; r < 32; r++ {
 		g.ins("sd %s, %d(gp)", reg(r), offRegSave+8*r)
 	}
+	g.ins("call fsave")
 	g.ins("li a0, %d", id)
 	g.ins("la sp, stack_top")
 	g.ins("call dump")
+	g.ins("call fsrestore")
 	for r := 1; r < 32; r++ {
 		if r != regGP {
 			g.ins("ld %s, %d(gp)", reg(r), offRegSave+8*r)
@@ -235,6 +239,10 @@ const (
 	cTrap
 	cFence
 	cHop
+	cFP
+	cFPMem
+	cFPCSR
+	cFPFS
 	nClasses
 )
 
@@ -242,6 +250,7 @@ var weights = [nClasses]int{
 	cALU: 14, cALUImm: 10, cShift: 6, cLUI: 3, cLI: 3, cMulDiv: 10,
 	cLoad: 8, cStore: 8, cAMO: 4, cLRSC: 2, cCompressed: 12,
 	cBranch: 4, cJump: 2, cLoop: 1, cCSR: 6, cTrap: 4, cFence: 1, cHop: 1,
+	cFP: 16, cFPMem: 4, cFPCSR: 2, cFPFS: 1,
 }
 
 // item emits one random item. depth > 0 inside skipped blocks and loop
@@ -271,6 +280,10 @@ func (g *gen) item(depth int) {
 			}
 		case cLRSC, cTrap:
 			if depth > 1 {
+				continue
+			}
+		case cFPFS: // csrc mstatus would trap outside M
+			if depth > 0 || g.inHop {
 				continue
 			}
 		}
@@ -341,6 +354,18 @@ func (g *gen) emit(c class, depth int) {
 		}
 	case cHop:
 		g.hop()
+	case cFP:
+		if g.chance(0.04) {
+			g.fpRandom()
+		} else {
+			g.fpArith()
+		}
+	case cFPMem:
+		g.fpMem()
+	case cFPCSR:
+		g.fpCSR()
+	case cFPFS:
+		g.fpFS()
 	}
 }
 
@@ -857,9 +882,17 @@ func (g *gen) trap() {
 		g.ins(".4byte 0x00000000")
 	case 4:
 		g.ins(".2byte 0x0000")
-	case 5: // FP opcodes (FS is off, and we have no F/D)
+	case 5: // any FP opcode with FS off (t0..t2 are restored after the trap)
+		if g.inHop {
+			g.ins(".4byte 0x%08x", 0x53|7<<25|g.r.Uint32()&0x1fffff80) // reserved fmt 3: illegal
+			return
+		}
 		op := []uint32{0x07, 0x27, 0x43, 0x47, 0x4b, 0x4f, 0x53}[g.intn(7)]
+		t := g.dst()
+		g.li(t, 0x6000)
+		g.ins("csrc mstatus, %s", reg(t))
 		g.ins(".4byte 0x%08x", op|g.r.Uint32()&^0x7f)
+		g.ins("csrs mstatus, %s", reg(t))
 	case 6: // custom / reserved major opcodes, and unused funct3/funct7
 		var w uint32
 		switch g.intn(6) {

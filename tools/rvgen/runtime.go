@@ -62,6 +62,8 @@ _start:
 	csrw pmpcfg0, t0
 	la gp, scratch+2048
 	la sp, stack_top
+	li t0, 0x6000             # FS = Dirty: the FPU is on
+	csrs mstatus, t0
 	# Sv39 tables for paged hops: l0 maps 8 pages at 0xc0000000 onto the
 	# scratch page with the permissions in pt_flags; l1[0] -> l0;
 	# root[3] -> l1 in both roots.
@@ -202,6 +204,32 @@ s_intr:
 	ld t3, OFF_SSAVE+24(gp)
 	sret
 
+# ---------------------------------------------------------------- FP state
+# After the x registers are saved: record mstatus, turn the FPU on, save
+# f0..f31 and fcsr at fregsave (clobbers t0, t1).
+fsave:
+	la t0, fregsave
+	csrr t1, mstatus
+	sd t1, 264(t0)
+	li t1, 0x6000
+	csrs mstatus, t1
+	frcsr t1
+	sd t1, 256(t0)
+	.irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+	fsd f\n, \n*8(t0)
+	.endr
+	ret
+
+# Put mstatus.FS back as fsave found it (clobbers t0..t2).
+fsrestore:
+	la t0, fregsave
+	ld t1, 264(t0)
+	li t2, 0x6000
+	csrc mstatus, t2
+	and t1, t1, t2
+	csrs mstatus, t1
+	ret
+
 # ---------------------------------------------------------------- dump
 # a0 = sequence number. Registers were saved at OFF_REGSAVE(gp).
 	.p2align 2
@@ -242,6 +270,49 @@ dump:
 	addi s1, s1, 8
 	li t0, 32
 	bne s0, t0, 4b
+	# f registers, fcsr, mstatus.FS and SD as fsave found them
+	li s0, 0
+	la s1, fregsave
+10:	li a0, 102
+	call putc
+	mv a0, s0
+	call putdec2
+	li a0, 61
+	call putc
+	ld a0, 0(s1)
+	li a1, 16
+	call puthex
+	andi t0, s0, 3
+	addi t0, t0, -3
+	li a0, 32
+	bnez t0, 11f
+	li a0, 10
+11:	call putc
+	addi s0, s0, 1
+	addi s1, s1, 8
+	li t0, 32
+	bne s0, t0, 10b
+	la a0, str_fcsr
+	call puts
+	la s1, fregsave
+	ld a0, 256(s1)
+	li a1, 2
+	call puthex
+	la a0, str_fs
+	call puts
+	ld a0, 264(s1)
+	srli a0, a0, 13
+	andi a0, a0, 3
+	li a1, 1
+	call puthex
+	la a0, str_sd
+	call puts
+	ld a0, 264(s1)
+	srli a0, a0, 63
+	li a1, 1
+	call puthex
+	li a0, 10
+	call putc
 	# FNV-1a style hash over the scratch dwords
 	addi t0, gp, -2048
 	li t1, SCRATCH_DWORDS
@@ -416,8 +487,12 @@ str_ttval:  .asciz " tval="
 str_tepc:   .asciz " epc="
 str_tmode:  .asciz " mode="
 str_done:   .asciz "done\n"
+str_fcsr:   .asciz "fcsr="
+str_fs:     .asciz " fs="
+str_sd:     .asciz " sd="
 
 	.bss
 	.p2align 3
 traplog: .space 32*MAX_TRAPLOG
+fregsave: .space 8*34
 `

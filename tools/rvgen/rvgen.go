@@ -3,8 +3,8 @@
 //
 // A program is a GNU-assembler source for riscv64-unknown-elf-gcc. It runs M
 // sequences of random instructions; after each it prints, over the NS16550A
-// UART of the QEMU virt machine, all 31 registers, a hash of a scratch memory
-// area and the traps taken during the sequence (cause, tval, epc, privilege),
+// UART of the QEMU virt machine, all 31 registers, the 32 f registers, fcsr,
+// mstatus.FS and SD, a hash of a scratch memory area and the traps taken during the sequence (cause, tval, epc, privilege),
 // then moves on. At the end it writes "done" and stops through the
 // sifive_test finisher. Everything printed is a deterministic function of the
 // instruction semantics, so two correct emulators print the same bytes.
@@ -101,7 +101,7 @@ const CC = "riscv64-unknown-elf-gcc"
 
 // CFlags are the flags Build passes to CC (before the output and input).
 var CFlags = []string{
-	"-march=rv64imac_zicsr_zifencei", "-mabi=lp64",
+	"-march=rv64imafdc_zicsr_zifencei", "-mabi=lp64",
 	"-nostdlib", "-nostartfiles", "-static",
 }
 
