@@ -103,6 +103,7 @@ func failoverGap(b *testing.B, conc int, interval time.Duration) {
 		b.Fatalf("the counter load got no reply in a second")
 	}
 	var res []killResult
+	falseFO := 0
 	for k := 1; k <= kills; k++ {
 		primary, survivor := "a", "b"
 		if st["b"].Role == "PRIMARY" {
@@ -142,10 +143,14 @@ func failoverGap(b *testing.B, conc int, interval time.Duration) {
 		if st, err = waitPairProtected(l, 60*time.Second); err != nil {
 			b.Fatalf("kill %d: after restarting box %s: %v", k, primary, err)
 		}
-		if st[survivor].Role != "PRIMARY" {
-			b.Fatalf("kill %d: box %s is %s after box %s rejoined: want it still PRIMARY", k, survivor, st[survivor].Role, primary)
-		}
 		kr.rejoin = time.Since(startAt)
+		if st[survivor].Role != "PRIMARY" || st[survivor].Epoch != s.LastFailover.ToEpoch {
+			// Nobody was killed: a false failover (around the rejoin). Count
+			// it and go on with the pair as it is now.
+			falseFO++
+			b.Logf("kill %d: FALSE FAILOVER: box %s is %s epoch %d after box %s rejoined (was PRIMARY epoch %d); box %s's last failover %+v",
+				k, survivor, st[survivor].Role, st[survivor].Epoch, primary, s.LastFailover.ToEpoch, primary, st[primary].LastFailover)
+		}
 		res = append(res, kr)
 		b.Logf("kill %2d: box %s killed: client gap %6.1f ms (from kill%+6.1f ms), detection %6.1f ms, go-live %5.1f ms, live as polled %6.1f ms; rejoined in %v; load %s",
 			k, primary, msf(kr.gap), msf(kr.gapStart), kr.detectionMS, kr.goLiveMS, msf(kr.polledLive),
@@ -197,6 +202,10 @@ func failoverGap(b *testing.B, conc int, interval time.Duration) {
 	b.ReportMetric(quantile(golive, .5), "golive_p50_ms")
 	b.ReportMetric(quantile(golive, 1), "golive_max_ms")
 	b.ReportMetric(float64(lost), "lost_acked")
+	b.ReportMetric(float64(falseFO), "false_failovers")
+	if falseFO != 0 {
+		b.Errorf("%d false failovers between the kills", falseFO)
+	}
 }
 
 func fmtList(v []float64) string {
