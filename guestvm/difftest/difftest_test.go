@@ -27,8 +27,10 @@ var (
 	flagSeqs     = flag.Int("difftest.sequences", 100, "sequences per program")
 	// QEMU 7.2 departs from the privileged spec in a few corners (AMO page
 	// faults reported as load faults, csrrs/csrrc with a zero-valued rs1 on
-	// a read-only CSR not trapping, LR/SC of mixed widths); guestvm follows
-	// the spec there, so by default the generator steers around them.
+	// a read-only CSR not trapping, LR/SC of mixed widths, mstatus.FS left
+	// Initial/Clean by FP instructions that change fflags but write no f
+	// register); guestvm follows the spec there, so by default the generator
+	// steers around them.
 	flagQuirks = flag.Bool("difftest.quirks", false, "also generate the known QEMU 7.2 quirks (expected to differ; see rvgen.Options.NoQuirks)")
 )
 

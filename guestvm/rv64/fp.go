@@ -146,6 +146,16 @@ func (c *CPU) fpExec(w uint32) bool {
 			return false
 		}
 		a, b := src(rs1), src(rs2)
+		if d && rm == rmRNE {
+			op := f5 // 0..3: add sub mul div
+			if f5 == 0x0b {
+				op = 4
+			}
+			if v, fl, ok := fastD(op, a, b); ok {
+				setRes(v, fl)
+				return true
+			}
+		}
 		switch f5 {
 		case 0x00:
 			setRes(f.add(a, b, rm))

@@ -34,7 +34,7 @@ func buildGuest(t *testing.T, name string) string {
 	t.Helper()
 	gcc := needTool(t, "riscv64-unknown-elf-gcc")
 	out := filepath.Join(t.TempDir(), name+".elf")
-	cmd := exec.Command(gcc, "-march=rv64imac_zicsr_zifencei", "-mabi=lp64", "-nostdlib",
+	cmd := exec.Command(gcc, "-march=rv64imafdc_zicsr_zifencei", "-mabi=lp64", "-nostdlib",
 		"-Ttestdata/link.ld", "-Itestdata", "-o", out, filepath.Join("testdata", name+".S"))
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("assemble %s: %v\n%s", name, err, b)
@@ -87,7 +87,7 @@ func runOurs(t *testing.T, elfPath string) []byte {
 }
 
 func TestQEMUDiff(t *testing.T) {
-	for _, name := range []string{"csr", "insn", "priv", "vm"} {
+	for _, name := range []string{"csr", "insn", "priv", "vm", "fp"} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := os.Stat(filepath.Join("testdata", name+".S")); err != nil {
 				t.Skip("no program")

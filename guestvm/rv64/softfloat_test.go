@@ -141,3 +141,31 @@ func fma32(a, b, c float32) float32 {
 }
 
 func first(v uint64, _ uint8) uint64 { return v }
+
+// TestFastPathMatchesExact checks the binary64 RNE fast paths against the
+// exact integer path, results and flags, on random operands (subnormals,
+// huge and tiny values included, where the fast path must decline).
+func TestFastPathMatchesExact(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	taken := 0
+	for i := 0; i < 1000000; i++ {
+		op := uint32(i % 5)
+		a, b := randF64(r), randF64(r)
+		if i%7 == 0 { // operands close in magnitude: cancellation
+			b = a ^ 1<<63 + uint64(r.IntN(1<<20))
+		}
+		v, fl, ok := fastD(op, a, b)
+		if !ok {
+			continue
+		}
+		taken++
+		want, wfl := exactD(int(op), a, b, 0)
+		if v != want || fl != wfl {
+			t.Fatalf("op %d %#x %#x: fast %#x flags %#x, exact %#x flags %#x", op, a, b, v, fl, want, wfl)
+		}
+	}
+	t.Logf("fast path taken for %d of 1000000", taken)
+	if taken < 100000 {
+		t.Fatalf("fast path taken only %d times", taken)
+	}
+}

@@ -47,7 +47,9 @@ type Options struct {
 	// shows its H extension: values of mideleg, medeleg, mie and sie (QEMU
 	// forces/keeps VS and SGEI bits), the cause of faulting or misaligned
 	// AMOs (QEMU reports load faults), csrrs/csrrc of a read-only CSR with a
-	// zero-valued rs1 (QEMU does not trap), plus everything NoImplDefined
+	// zero-valued rs1 (QEMU does not trap), FP instructions that raise
+	// flags but write no f register while FS is Initial or Clean (QEMU
+	// leaves FS; the spec makes it Dirty), plus everything NoImplDefined
 	// avoids.
 	// For digging past known differences; the default keeps them.
 	NoQuirks bool
