@@ -25,3 +25,7 @@ package rv64
 // instruction bits on illegal instruction and 0 on EBREAK/ECALL; interrupts
 // are taken M-level first, lowest bit number first; CSR WARL masks match.
 // PMP CSRs are storage (with lock bits) only: accesses are not checked.
+// One departure from QEMU, where it departs from the spec: any change to
+// fflags sets mstatus.FS to Dirty; QEMU 7.2 only dirties FS on f register
+// and FP CSR writes, so feq/flt/fle, fcvt to integer and the like leave an
+// Initial or Clean FS alone there.
