@@ -1553,6 +1553,8 @@ func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
 		bad(ExitCritical, "SPLIT-BRAIN SUSPECTED: frames from the guest's MAC %s arrived from the LAN %s ago while this box is live (%d since start)",
 			b.guestMAC, age(ms(now-b.foreignAt)), s.Counters.ForeignGuestFrames)
 	}
+	// The peer said hello as a live primary recently (either path).
+	helloLive := st.PeerHelloAt != 0 && now-st.PeerHelloAt <= b.cfg.Heartbeat.Timeout.Duration
 	switch s.Protection {
 	case Halted:
 		switch {
@@ -1584,10 +1586,15 @@ func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
 			bad(ExitWarning, "SYNCING: state transfer %s the peer: %d of %d snapshot bytes (%.0f%%), snapshot at icount %d",
 				map[bool]string{true: "to", false: "from"}[st.Role != ftcore.RoleBackup], st.SyncBytes, st.SyncTotal,
 				100*float64(st.SyncBytes)/float64(st.SyncTotal), st.SyncICount)
+		case st.Syncing && st.Role == ftcore.RoleBackup && !s.Peer.Connected && helloLive:
+			// The primary says hello (on the LAN path, say) but the
+			// logging link carries no session: it serves; we wait.
+			bad(ExitWarning, "SYNCING: joining as backup in epoch %d: the live primary says hello (%s ago) but no state transfer runs on %s: is the logging link down?",
+				st.Epoch, age(ms(now-st.PeerHelloAt)), b.cfg.LogLink.Interface)
 		case st.Syncing && st.Role == ftcore.RoleBackup && !s.Peer.Connected && b.peerEver != 0:
 			bad(ExitCritical, "SYNCING: the primary fell silent %s ago before the state transfer completed: this box holds no state to take over with, and nothing may be serving",
 				age(ms(now-b.peerEver)))
-		case st.Syncing && st.Role == ftcore.RoleBackup && b.join && st.PeerLastHeard == 0 && now-b.startedAt > joinSilence(b.cfg):
+		case st.Syncing && st.Role == ftcore.RoleBackup && b.join && st.PeerLastHeard == 0 && !helloLive && now-b.startedAt > joinSilence(b.cfg):
 			// The arbiter named the peer the live box, yet it says no
 			// hello: it is likely down, and then nothing serves.
 			bad(ExitCritical, "SYNCING: joining as backup in epoch %d, but the live primary has not been heard on %s in the %s since this box started: it may be down, and nothing may be serving",
@@ -1645,7 +1652,9 @@ func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
 // joinSilence is how long a joining backup may wait for the live primary's
 // first hello (it says hello every 20 ms) before it reports that nothing
 // may be serving.
-func joinSilence(cfg *Config) time.Duration { return max(10*cfg.Heartbeat.Timeout.Duration, time.Second) }
+func joinSilence(cfg *Config) time.Duration {
+	return max(10*cfg.Heartbeat.Timeout.Duration, time.Second)
+}
 
 // foreignWindow is how long a frame of the guest's MAC from the LAN keeps a
 // live box CRITICAL (SPLIT-BRAIN SUSPECTED).

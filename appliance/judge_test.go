@@ -55,6 +55,10 @@ func TestJudge(t *testing.T) {
 			b.role, st.Role, st.Syncing, s.Peer.Connected, b.join = ftcore.RoleBackup, ftcore.RoleBackup, true, false, true
 			b.peerEver = now - 2*time.Second
 		}, ExitCritical, "SYNCING: the primary fell silent"},
+		{"joiner hearing its primary only on the LAN", func(b *Box, st *ftcore.Status, s *Status) {
+			b.role, st.Role, st.Syncing, s.Peer.Connected, b.join = ftcore.RoleBackup, ftcore.RoleBackup, true, false, true
+			b.peerEver, st.PeerHelloAt = now-3*time.Second, now-15*time.Millisecond
+		}, ExitWarning, "SYNCING: joining as backup in epoch 1: the live primary says hello"},
 		{"joiner waiting for its first snapshot", func(b *Box, st *ftcore.Status, s *Status) {
 			b.role, st.Role, st.Syncing, s.Peer.Connected, b.join, b.peerEver = ftcore.RoleBackup, ftcore.RoleBackup, true, false, true, 0
 			st.PeerLastHeard, b.startedAt = 0, now-200*time.Millisecond

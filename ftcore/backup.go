@@ -691,6 +691,7 @@ func (b *Backup) Status() Status {
 		}
 		s.PeerGapMax = max(s.PeerGapMax, l.PeerGapMax)
 		s.LivePeerEpoch = max(s.LivePeerEpoch, l.LivePeerEpoch)
+		s.PeerHelloAt = max(s.PeerHelloAt, l.PeerHelloAt)
 		if l.PeerLastHeard != 0 {
 			s.PeerLastHeard = l.PeerLastHeard
 		}

@@ -398,6 +398,7 @@ func (c *channel) onHello(now time.Duration, frame []byte) error {
 		// it decides from the epochs (Primary.fence, Backup.fence).
 		c.livePeer = max(c.livePeer, peer.Epoch)
 		c.st.LivePeerEpoch = max(c.st.LivePeerEpoch, peer.Epoch)
+		c.st.PeerHelloAt = now
 	}
 	if c.role == logwire.RolePrimary {
 		if peer.Role == logwire.RolePrimary {
@@ -466,6 +467,7 @@ func (c *channel) noteHello(now time.Duration, raw []byte) {
 	}
 	c.livePeer = max(c.livePeer, peer.Epoch)
 	c.st.LivePeerEpoch = max(c.st.LivePeerEpoch, peer.Epoch)
+	c.st.PeerHelloAt = now
 	if c.role == logwire.RolePrimary && peer.Epoch == c.epoch {
 		c.rivalAt = max(now, 1)
 	}

@@ -412,7 +412,8 @@ type Status struct {
 	PeerGapMax time.Duration
 
 	// Epoch fencing (see "Epochs and fencing" in the package documentation).
-	LivePeerEpoch uint64 // the highest epoch in which the peer was heard live (a primary's hello) or granted by the arbiter
-	Rivals        uint64 // times a primary of this box's own epoch was heard (two grants of one epoch)
-	Proving       bool   // holding output until the arbiter says whether this box holds its epoch
+	LivePeerEpoch uint64        // the highest epoch in which the peer was heard live (a primary's hello) or granted by the arbiter
+	PeerHelloAt   time.Duration // when the peer last said hello as a primary (either path; 0: never): it is live
+	Rivals        uint64        // times a primary of this box's own epoch was heard (two grants of one epoch)
+	Proving       bool          // holding output until the arbiter says whether this box holds its epoch
 }
