@@ -8,8 +8,12 @@ import (
 	"ftbox/guestvm/snap"
 )
 
-// snapVersion changes whenever the snapshot layout does.
-const snapVersion = 1
+// snapVersion changes whenever the snapshot layout does. A snapshot of
+// another version is refused with an error that says so.
+//
+//	1  integer CPU
+//	2  f registers and fcsr (F and D)
+const snapVersion = 2
 
 const pageSize = 4096
 
@@ -136,7 +140,7 @@ func (m *Machine) Restore(b []byte) error {
 	r := snap.NewReader(b)
 	r.Tag("ftbox-guestvm")
 	if v := r.U32(); r.Err() == nil && v != snapVersion {
-		return fmt.Errorf("restore: snapshot version %d, this build reads %d", v, snapVersion)
+		return fmt.Errorf("restore: snapshot format version %d, but this build reads only version %d (the snapshot was taken by another ftbox build)", v, snapVersion)
 	}
 	var cfg Config
 	cfg.MemSize = r.U64()

@@ -260,14 +260,14 @@ static void test_csrs(void)
 
 	uint64_t misa = csr_read(misa);
 	CHECK("misa.MXL", misa >> 62, 2);
-	const char *need = "IMACSU";
+	const char *need = "IMAFDCSU";
 	for (const char *c = need; *c; c++) {
 		char what[16] = "misa has X";
 		what[9] = *c;
 		CHECK(what, (misa >> (*c - 'A')) & 1, 1);
 	}
-	CHECK("misa exact (rv64imacsu)", misa, (2ULL << 62) | (1 << ('I' - 'A')) | (1 << ('M' - 'A')) | (1 << ('A' - 'A')) |
-	      (1 << ('C' - 'A')) | (1 << ('S' - 'A')) | (1 << ('U' - 'A')));
+	CHECK("misa exact (rv64imafdcsu)", misa, (2ULL << 62) | (1 << ('I' - 'A')) | (1 << ('M' - 'A')) | (1 << ('A' - 'A')) |
+	      (1 << ('F' - 'A')) | (1 << ('D' - 'A')) | (1 << ('C' - 'A')) | (1 << ('S' - 'A')) | (1 << ('U' - 'A')));
 	CHECK("mhartid", csr_read(mhartid), 0);
 
 	/* mstatus bits */
