@@ -155,7 +155,7 @@ type Box struct {
 	arbIn                      chan arbAnswer
 	arbCur                     chan arbCurrent
 	ackReq                     chan chan *Status
-	ctl                        chan ctlReq
+	ctl                        chan chan *Status // status requests
 	portErr                    chan error
 	stop                       chan struct{}
 	stopOnce, closeOnce        sync.Once
@@ -273,10 +273,6 @@ type arbCurrent struct {
 	err error
 }
 
-type ctlReq struct {
-	reply chan *Status
-}
-
 // defaultBoxSlice bounds how long the guest runs between looks at the ports
 // (about a millisecond at interpreter speed); see also Standalone.
 const defaultBoxSlice = DefaultSlice
@@ -292,7 +288,7 @@ func NewBox(cfg *Config, opts BoxOptions) (b *Box, err error) {
 	b = &Box{
 		cfg: cfg, opts: opts, log: opts.Log,
 		lanIn: make(chan []byte, 1024), logIn: make(chan []byte, 4096), lanPathIn: make(chan []byte, 256),
-		arbIn: make(chan arbAnswer, 4), arbCur: make(chan arbCurrent, 1), ackReq: make(chan chan *Status), ctl: make(chan ctlReq), portErr: make(chan error, 4),
+		arbIn: make(chan arbAnswer, 4), arbCur: make(chan arbCurrent, 1), ackReq: make(chan chan *Status), ctl: make(chan chan *Status), portErr: make(chan error, 4),
 		stop: make(chan struct{}), running: make(chan struct{}),
 		epoch: max(opts.Epoch, 1), startRole: preferredRole(cfg), connectTimeout: opts.ConnectTimeout, schedule: opts.Announce,
 		notify: opts.Notify,
@@ -670,8 +666,8 @@ func (b *Box) Run(ctx context.Context) error {
 			b.onLANPath(b.now(), f)
 		case r := <-b.arbIn:
 			b.onArbiter(b.now(), r)
-		case q := <-b.ctl:
-			q.reply <- b.snapshot(b.now())
+		case reply := <-b.ctl:
+			reply <- b.snapshot(b.now())
 		case r := <-b.arbCur:
 			b.onArbiterCurrent(b.now(), r)
 		case reply := <-b.ackReq:
@@ -714,8 +710,8 @@ func (b *Box) drain(ctx context.Context, now time.Duration) error {
 			b.onLANPath(now, f)
 		case r := <-b.arbIn:
 			b.onArbiter(now, r)
-		case q := <-b.ctl:
-			q.reply <- b.snapshot(now)
+		case reply := <-b.ctl:
+			reply <- b.snapshot(now)
 		case r := <-b.arbCur:
 			b.onArbiterCurrent(now, r)
 		case reply := <-b.ackReq:
@@ -967,20 +963,23 @@ func (b *Box) ack(now time.Duration) *Status {
 
 // Ack acknowledges the standing alarms (a cold start, a rival primary) and
 // returns the status after. It fails if the loop is not running.
-func (b *Box) Ack(ctx context.Context) (*Status, error) {
+func (b *Box) Ack(ctx context.Context) (*Status, error) { return b.ask(ctx, b.ackReq, "ack") }
+
+// ask hands the loop a reply channel on req and waits for its status.
+func (b *Box) ask(ctx context.Context, req chan<- chan *Status, what string) (*Status, error) {
 	reply := make(chan *Status, 1)
 	select {
-	case b.ackReq <- reply:
+	case req <- reply:
 	case <-b.running:
 		return nil, errors.New("box: not running")
 	case <-ctx.Done():
-		return nil, fmt.Errorf("box ack: %w", ctx.Err())
+		return nil, fmt.Errorf("box %s: %w", what, ctx.Err())
 	}
 	select {
 	case s := <-reply:
 		return s, nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("box ack: %w", ctx.Err())
+		return nil, fmt.Errorf("box %s: %w", what, ctx.Err())
 	}
 }
 
@@ -1339,22 +1338,7 @@ func (b *Box) sdStatus() string {
 }
 
 // Status asks the loop for a snapshot. It fails if the loop is not running.
-func (b *Box) Status(ctx context.Context) (*Status, error) {
-	q := ctlReq{reply: make(chan *Status, 1)}
-	select {
-	case b.ctl <- q:
-	case <-b.running:
-		return nil, errors.New("box: not running")
-	case <-ctx.Done():
-		return nil, fmt.Errorf("box status: %w", ctx.Err())
-	}
-	select {
-	case s := <-q.reply:
-		return s, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("box status: %w", ctx.Err())
-	}
-}
+func (b *Box) Status(ctx context.Context) (*Status, error) { return b.ask(ctx, b.ctl, "status") }
 
 // Close stops Run (if it runs), detaches the gate and closes the ports
 // NewBox opened. It sends nothing to the peer: to the peer a closed box is

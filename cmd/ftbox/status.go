@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,19 +13,32 @@ import (
 )
 
 func statusCmd() *cobra.Command {
+	return controlCmd("status", "Show the box's role, protection and counters (Nagios exit codes)",
+		"Ask the daemon on its control socket for its status. Exit codes follow the Nagios plugin API:\n"+
+			"0 OK (PROTECTED), 1 WARNING (UNPROTECTED but serving, SYNCING, arbiter unreachable or behind, no arbiter\n"+
+			"configured), 2 CRITICAL (nothing served here: HALTED, GOING_LIVE, output held for a claim, peer silent;\n"+
+			"divergence, split brain, an unacknowledged cold start; peer lost with no arbiter), 3 UNKNOWN (no daemon).",
+		appliance.QueryStatus)
+}
+
+func ackCmd() *cobra.Command {
+	return controlCmd("ack", "Acknowledge the box's standing alarms (a cold start, a rival primary) and show its status",
+		"A cold start (the guest restarted from blank because its state was lost in a double failure) and a rival\n"+
+			"primary of the box's own epoch (the arbiter granted it twice) keep `ftbox status` CRITICAL until an operator\n"+
+			"acknowledges them with this command. It prints the status after, with its exit code.",
+		appliance.Acknowledge)
+}
+
+// controlCmd is a command that makes one control-socket request and prints
+// the status it returns, exiting with its Nagios code.
+func controlCmd(use, short, long string, op func(context.Context, string) (*appliance.Status, error)) *cobra.Command {
 	var (
-		socket     string
-		configPath string
-		asJSON     bool
-		timeout    time.Duration
+		socket, configPath string
+		asJSON             bool
+		timeout            time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show the box's role, protection and counters (Nagios exit codes)",
-		Long: "Ask the daemon on its control socket for its status. Exit codes follow the Nagios plugin API:\n" +
-			"0 OK (PROTECTED), 1 WARNING (UNPROTECTED but serving, SYNCING, arbiter unreachable or behind, no arbiter\n" +
-			"configured), 2 CRITICAL (nothing served here: HALTED, GOING_LIVE, output held for a claim, peer silent;\n" +
-			"divergence, split brain, an unacknowledged cold start; peer lost with no arbiter), 3 UNKNOWN (no daemon).",
+		Use: use, Short: short, Long: long,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			path, err := controlPath(socket, configPath)
@@ -35,8 +47,8 @@ func statusCmd() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
-			s, err := appliance.QueryStatus(ctx, path)
-			code, werr := renderStatus(os.Stdout, s, err, asJSON)
+			s, err := op(ctx, path)
+			code, werr := renderStatus(cmd.OutOrStdout(), s, err, asJSON)
 			if werr != nil {
 				return werr
 			}
@@ -64,41 +76,6 @@ func controlPath(socket, configPath string) (string, error) {
 		return cfg.Box.ControlSocket, nil
 	}
 	return appliance.DefaultControlSocket, nil
-}
-
-func ackCmd() *cobra.Command {
-	var (
-		socket, configPath string
-		asJSON             bool
-		timeout            time.Duration
-	)
-	cmd := &cobra.Command{
-		Use:   "ack",
-		Short: "Acknowledge the box's standing alarms (a cold start, a rival primary) and show its status",
-		Long: "A cold start (the guest restarted from blank because its state was lost in a double failure) and a rival\n" +
-			"primary of the box's own epoch (the arbiter granted it twice) keep `ftbox status` CRITICAL until an operator\n" +
-			"acknowledges them with this command. It prints the status after, with its exit code.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			path, err := controlPath(socket, configPath)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			defer cancel()
-			s, err := appliance.Acknowledge(ctx, path)
-			code, werr := renderStatus(cmd.OutOrStdout(), s, err, asJSON)
-			if werr != nil {
-				return werr
-			}
-			return &exitError{code: code}
-		},
-	}
-	cmd.Flags().StringVar(&socket, "socket", "", "control socket (default: the config's box.control_socket, else "+appliance.DefaultControlSocket+")")
-	cmd.Flags().StringVar(&configPath, "config", "", "read the control socket's path from this config")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (schema_version 1)")
-	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Second, "give up on the daemon after this long")
-	return cmd
 }
 
 // renderStatus prints a status (or the failure to get one) and returns the
