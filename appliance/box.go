@@ -1188,7 +1188,7 @@ func (b *Box) onEvent(now time.Duration, e ftcore.Event) {
 		reason := fmt.Sprintf("peer silent for %v (heartbeat timeout %v)", (now - heard).Round(time.Millisecond), b.cfg.Heartbeat.Timeout.Duration)
 		timeout := b.cfg.Heartbeat.Timeout.Duration
 		switch {
-		case b.lanPath != nil && b.logHeard != 0 && b.logHeard < heard && now-b.lanPathHeard < timeout:
+		case b.lanPath != nil && b.logHeard != 0 && b.logHeard < heard && now-b.logHeard >= timeout && now-b.lanPathHeard < timeout:
 			// Only the logging link fell silent (a primary gives up its
 			// backup then, whatever the LAN says): detection counts from
 			// the log link's last frame.
