@@ -1198,7 +1198,7 @@ func (b *Box) onEvent(now time.Duration, e ftcore.Event) {
 		case st.PeerLastHeard != 0 && now-heard < timeout:
 			// Heard, yet given up: the primary's log went unacknowledged
 			// for 2×Timeout (ftcore: a link that carries one way only).
-			reason = fmt.Sprintf("peer heard %v ago but the log went unacknowledged for 2× the heartbeat timeout (%v): a logging link that carries one way only",
+			reason = fmt.Sprintf("peer heard %v ago but the log went unacknowledged for 2× the heartbeat timeout (%v): the logging link loses too much, or carries one way only",
 				(now - heard).Round(time.Millisecond), timeout)
 		}
 		if st.PeerLastHeard == 0 {
