@@ -92,7 +92,7 @@ type killResult struct {
 
 func failoverGap(b *testing.B, conc int, interval time.Duration) {
 	kills := envInt(b, "FTBOX_BENCH_KILLS", 20)
-	l := upTB(b)
+	l := Up(b)
 	st, err := waitPairProtected(l, 30*time.Second)
 	if err != nil {
 		b.Fatal(err)
@@ -228,7 +228,7 @@ func BenchmarkSoak(b *testing.B) {
 	conc := envInt(b, "FTBOX_SOAK_CONC", 8)
 	interval := envDuration(b, "FTBOX_SOAK_INTERVAL", 0)
 	permille := envInt(b, "FTBOX_SOAK_LOSS_PERMILLE", 100)
-	l := upTB(b)
+	l := Up(b)
 	st, err := waitPairProtected(l, 30*time.Second)
 	if err != nil {
 		b.Fatal(err)

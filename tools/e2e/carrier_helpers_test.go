@@ -22,105 +22,15 @@ import (
 	"ftbox/tools/testenv"
 )
 
-// Helpers of the carrier-class benchmarks (carrier_bench_test.go, issue 7).
-// The e2e helpers (Up, Lab.Counter, WaitFor, …) take a *testing.T; a
-// benchmark has a *testing.B, so this file has the few it needs for a
-// testing.TB. A Lab made here has no t: only the Lab methods that do not
-// touch l.t (run, Status, statusSample, Metrics) are used on it. The lab
-// lock is TestMain's, as for the tests.
-
-var (
-	benchBinOnce sync.Once
-	benchBin     string
-	benchBinErr  error
-)
-
-// benchBuild compiles ftbox once per test binary, or takes $FTBOX.
-func benchBuild(tb testing.TB) string {
-	tb.Helper()
-	benchBinOnce.Do(func() {
-		wd, err := os.Getwd()
-		if err != nil {
-			benchBinErr = err
-			return
-		}
-		if repo == "" {
-			repo = filepath.Clean(filepath.Join(wd, "../.."))
-		}
-		if b := os.Getenv("FTBOX"); b != "" {
-			benchBin, benchBinErr = filepath.Abs(b)
-			return
-		}
-		dir, err := os.MkdirTemp("", "ftbox-bench-bin-")
-		if err != nil {
-			benchBinErr = err
-			return
-		}
-		benchBin = filepath.Join(dir, "ftbox")
-		cmd := exec.Command("go", "build", "-o", benchBin, "./cmd/ftbox")
-		cmd.Dir = repo
-		cmd.Env = append(os.Environ(), "PATH=/usr/local/go/bin:"+os.Getenv("PATH"))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			benchBinErr = fmt.Errorf("go build ./cmd/ftbox: %v\n%s", err, out)
-		}
-	})
-	if benchBinErr != nil {
-		tb.Fatal(benchBinErr)
-	}
-	return benchBin
-}
-
-// upTB is Up for a testing.TB: tools/lab up ARGS, torn down at the end.
-func upTB(tb testing.TB, args ...string) *Lab {
-	tb.Helper()
-	testenv.Root(tb)
-	for _, tool := range []string{"ip", "tcpdump", "ping", "jq", "ss", "setsid"} {
-		testenv.Tool(tb, tool)
-	}
-	bin := benchBuild(tb)
-	state, err := os.MkdirTemp("/run", "ftbox-cb-")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	l := &Lab{state: state, ftbox: bin}
-	tb.Cleanup(func() {
-		if tb.Failed() {
-			dumpLogsTB(tb, l)
-		}
-		if out, err := l.run("down"); err != nil {
-			tb.Errorf("tools/lab down: %v\n%s", err, out)
-		}
-		os.RemoveAll(state)
-	})
-	start := time.Now()
-	out, err := l.run(append([]string{"up"}, args...)...)
-	if err != nil {
-		tb.Fatalf("tools/lab up: %v\n%s", err, out)
-	}
-	tb.Logf("lab up in %v (heartbeat interval %s, timeout %s)", time.Since(start).Round(time.Millisecond),
-		envOr("FTBOX_LAB_HB_INTERVAL", "10ms"), envOr("FTBOX_LAB_HB_TIMEOUT", "100ms"))
-	return l
-}
+// Helpers of the carrier-class benchmarks (carrier_bench_test.go, issue 7):
+// load, loss and gap statistics; the lab itself comes from Up, as for the
+// tests. The lab lock is TestMain's.
 
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
 		return v
 	}
 	return def
-}
-
-func dumpLogsTB(tb testing.TB, l *Lab) {
-	for _, f := range []string{"a/ftbox.log", "b/ftbox.log", "arb/arbiter.log"} {
-		b, err := os.ReadFile(filepath.Join(l.state, f))
-		if err != nil {
-			continue
-		}
-		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-		if len(lines) > 60 {
-			lines = lines[len(lines)-60:]
-		}
-		tb.Logf("----- %s (last %d lines)\n%s", f, len(lines), strings.Join(lines, "\n"))
-	}
 }
 
 // waitForTB polls box's status every 10 ms until ok; false after timeout.

@@ -71,7 +71,7 @@ func TestMain(m *testing.M) {
 }
 
 // build compiles ftbox once per test binary (or takes $FTBOX).
-func build(t *testing.T) string {
+func build(t testing.TB) string {
 	t.Helper()
 	buildMu.Do(func() {
 		wd, err := os.Getwd()
@@ -145,7 +145,7 @@ func (s *Status) Live() bool { return s.Role == "PRIMARY" || s.Role == "UNPROTEC
 
 // Lab is a running tools/lab.
 type Lab struct {
-	t     *testing.T
+	t     testing.TB
 	state string
 	ftbox string
 }
@@ -158,7 +158,8 @@ func (l *Lab) run(args ...string) (string, error) {
 }
 
 // Up brings the lab up (tools/lab up ARGS...) and registers its teardown.
-func Up(t *testing.T, args ...string) *Lab {
+// Tests and benchmarks share it.
+func Up(t testing.TB, args ...string) *Lab {
 	t.Helper()
 	testenv.Root(t)
 	for _, tool := range []string{"ip", "tcpdump", "ping", "jq", "ss", "setsid"} {
@@ -185,7 +186,8 @@ func Up(t *testing.T, args ...string) *Lab {
 	if err != nil {
 		t.Fatalf("tools/lab up: %v\n%s", err, out)
 	}
-	t.Logf("lab up in %v", time.Since(start).Round(time.Millisecond))
+	t.Logf("lab up in %v (heartbeat interval %s, timeout %s)", time.Since(start).Round(time.Millisecond),
+		envOr("FTBOX_LAB_HB_INTERVAL", "10ms"), envOr("FTBOX_LAB_HB_TIMEOUT", "100ms"))
 	return l
 }
 

@@ -79,7 +79,7 @@ func (s sample) String() string {
 //   - while quiet is set (see Quiet), neither box exits 0.
 type monitor struct {
 	l       *Lab
-	t       *testing.T
+	t       testing.TB
 	stop    chan struct{}
 	done    sync.WaitGroup
 	mu      sync.Mutex
