@@ -452,9 +452,11 @@ func (p *Primary) onProof(now time.Duration, won bool, err error) error {
 // OnArbiterCurrent feeds an answer to the read-only current-epoch query
 // (Arbiter.Current), which the owner may make at any time: a later epoch
 // granted to the peer means this box was superseded (it yields, as on
-// hearing the peer live in it); its own epoch held by the peer makes it
-// prove its grant. An arbiter behind this live box's epoch (it lost its
-// state) is told the epoch again: a test-and-set of the epoch we hold.
+// hearing the peer live in it); its own epoch held by the peer, while it
+// serves unprotected, makes it take the next epoch (a second grant to a
+// peer that yielded to it). An arbiter behind this live box's epoch (it
+// lost its state) is told the epoch again: a test-and-set of the epoch we
+// hold.
 func (p *Primary) OnArbiterCurrent(now time.Duration, epoch uint64, holder string) {
 	p.tick(now)
 	if p.role == RoleHalted || holder == "" && epoch != 0 {
