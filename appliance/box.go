@@ -1434,7 +1434,7 @@ func (b *Box) snapshot(now time.Duration) *Status {
 		LogAppended: st.LogAppended, LogSent: st.LogSent, LogAcked: st.LogAcked, LogDelivered: st.LogDelivered,
 		LogApplied: st.LogApplied, LagEntries: st.LagEntries, LagInstructions: st.LagInstr,
 		OutputsProduced: st.OutputsProduced, OutputsReleased: st.OutputsReleased, Watermark: st.Watermark,
-		OutputsHeld: st.OutputsHeld, OldestHeldAgeMS: -1, OutputsDropped: st.OutputsDropped, InputsDropped: st.InputsDropped, FlowStalls: st.FlowStalls,
+		OutputsHeld: st.OutputsHeld, OldestHeldAgeMS: -1, OldestUnackedAgeMS: -1, OutputsDropped: st.OutputsDropped, InputsDropped: st.InputsDropped, FlowStalls: st.FlowStalls,
 		LogEntryBytes: st.LogEntryBytes, InputBytes: st.InputBytes,
 		DigestsSent: st.DigestsSent, DigestsCompared: st.DigestsCompared, DigestMismatch: st.DigestMismatches,
 		Syncing: st.Syncing, SyncBytes: st.SyncBytes, SyncTotal: st.SyncTotal, SyncTransfers: st.SyncTransfers,
@@ -1453,6 +1453,9 @@ func (b *Box) snapshot(now time.Duration) *Status {
 	}
 	if st.OutputsHeld > 0 && st.OldestHeld != 0 {
 		s.Replication.OldestHeldAgeMS = ms(now - st.OldestHeld)
+	}
+	if st.OldestUnacked != 0 && now >= st.OldestUnacked {
+		s.Replication.OldestUnackedAgeMS = ms(now - st.OldestUnacked)
 	}
 	kind, _ := b.m.Exit()
 	s.Guest = GuestStatus{

@@ -129,14 +129,18 @@ type ReplicationStatus struct {
 	Watermark       uint64  `json:"watermark"`
 	OutputsHeld     int     `json:"outputs_held"`
 	OldestHeldAgeMS float64 `json:"oldest_held_age_ms"` // -1: nothing held
-	OutputsDropped  uint64  `json:"outputs_dropped"`
-	InputsDropped   uint64  `json:"inputs_dropped"`
-	FlowStalls      uint64  `json:"flow_stalls"`
-	LogEntryBytes   uint64  `json:"log_entry_bytes"`
-	InputBytes      uint64  `json:"input_bytes"`
-	DigestsSent     uint64  `json:"digests_sent"`
-	DigestsCompared uint64  `json:"digests_compared"`
-	DigestMismatch  uint64  `json:"digest_mismatches"`
+	// OldestUnackedAgeMS: how long the oldest unacknowledged log entry has
+	// waited (primary; -1: none). At twice the heartbeat timeout the
+	// primary gives its backup up: retransmissions under loss must fit.
+	OldestUnackedAgeMS float64 `json:"oldest_unacked_age_ms"`
+	OutputsDropped     uint64  `json:"outputs_dropped"`
+	InputsDropped      uint64  `json:"inputs_dropped"`
+	FlowStalls         uint64  `json:"flow_stalls"`
+	LogEntryBytes      uint64  `json:"log_entry_bytes"`
+	InputBytes         uint64  `json:"input_bytes"`
+	DigestsSent        uint64  `json:"digests_sent"`
+	DigestsCompared    uint64  `json:"digests_compared"`
+	DigestMismatch     uint64  `json:"digest_mismatches"`
 
 	// State transfer (a backup joining a live primary); omitted when none
 	// ever happened. Syncing: a transfer is in progress (SyncBytes of
@@ -400,6 +404,7 @@ var metrics = []metric{
 	{"outputs_released_total", "Guest output frames released to the LAN.", true, func(s *Status) float64 { return float64(s.Replication.OutputsReleased) }},
 	{"outputs_held", "Outputs held by the Output Rule (primary) or beyond the watermark (backup).", false, func(s *Status) float64 { return float64(s.Replication.OutputsHeld) }},
 	{"oldest_held_seconds", "Age of the oldest held output (-1 none).", false, func(s *Status) float64 { return secs(s.Replication.OldestHeldAgeMS) }},
+	{"oldest_unacked_seconds", "Age of the oldest unacknowledged log entry (-1 none); the backup is given up at twice the heartbeat timeout.", false, func(s *Status) float64 { return secs(s.Replication.OldestUnackedAgeMS) }},
 	{"outputs_dropped_total", "Backup: held outputs dropped for a full buffer.", true, func(s *Status) float64 { return float64(s.Replication.OutputsDropped) }},
 	{"inputs_dropped_total", "Input frames not logged (queue full, impossible size) or dropped by the guest's NIC.", true, func(s *Status) float64 { return float64(s.Replication.InputsDropped) }},
 	{"flow_stalls_total", "Times the guest was held back by flow control.", true, func(s *Status) float64 { return float64(s.Replication.FlowStalls) }},

@@ -28,7 +28,7 @@ func goldenStatuses() map[string]*Status {
 				Gaps: []GapBucket{{1, 900}, {2, 1400}, {5, 2100}, {10, 5900}, {15, 6049}, {20, 6050}, {-1, 6050}}},
 			Replication: ReplicationStatus{LogAppended: 5012, LogSent: 5012, LogAcked: 5010, LagEntries: 2,
 				LagInstructions: 1200, LagMS: 0.004, OutputsProduced: 2400, OutputsReleased: 2399, Watermark: 2399,
-				OutputsHeld: 1, OldestHeldAgeMS: 0.3, LogEntryBytes: 812_345, InputBytes: 301_000, DigestsSent: 123},
+				OutputsHeld: 1, OldestHeldAgeMS: 0.3, OldestUnackedAgeMS: 0.2, LogEntryBytes: 812_345, InputBytes: 301_000, DigestsSent: 123},
 			Guest: GuestStatus{Running: true, Exit: "running", ICount: 9_877_743, MIPS: 312.5, MAC: "52:54:00:12:34:56", IP: "10.77.0.10"},
 			Gate:  GateStatus{Interface: "tap0", Hook: "tcx", Pass: true, PassedFrames: 2399},
 			Counters: CounterStatus{LANFramesIn: 2500, LANFramesOut: 2399, LogFramesSent: 6100, LogFramesReceived: 6050,

@@ -663,6 +663,7 @@ func (b *Backup) Status() Status {
 		s.OutputsReleased += l.OutputsReleased - b.outN
 		s.OutputsHeld = l.OutputsHeld
 		s.OldestHeld = l.OldestHeld
+		s.OldestUnacked = l.OldestUnacked
 		s.InputBytes += l.InputBytes
 		// The live primary's own backup, if one joined.
 		s.LogAppended, s.LogSent, s.LogAcked, s.LagEntries, s.LagInstr = l.LogAppended, l.LogSent, l.LogAcked, l.LagEntries, l.LagInstr

@@ -1005,6 +1005,7 @@ func (p *Primary) Status() Status {
 	s.LivePeerEpoch = max(s.LivePeerEpoch, p.fenceEpoch)
 	if p.ch != nil {
 		s.LogAppended, s.LogSent, s.LogAcked = p.ch.appended(), p.ch.sent, p.ch.acked
+		s.OldestUnacked = p.ch.stuckFrom
 		s.LagEntries = p.ch.unacked()
 		s.Verdicts = p.ch.verdicts()
 		if s.ICount > p.peerIC {

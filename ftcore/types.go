@@ -370,6 +370,7 @@ type Status struct {
 	GoLiveFirst     uint64        // backup: number of the first output released at go-live (0: none)
 	OutputsHeld     int           // waiting for an ack (primary) or beyond the watermark (backup)
 	OldestHeld      time.Duration // when the oldest held output was produced
+	OldestUnacked   time.Duration // primary: when the oldest unacknowledged log entry was sent (0: none); at 2×Timeout the backup is given up
 	OutputsDropped  uint64        // backup: held outputs dropped for a full buffer
 	InputsDropped   uint64        // input frames not logged (queue full, or a size the guest NIC cannot take) or dropped by the guest's device
 
