@@ -13,7 +13,8 @@ import (
 //
 //	1  integer CPU
 //	2  f registers and fcsr (F and D)
-const snapVersion = 2
+//	3  16 PMP entries (was 64), debug trigger CSRs
+const snapVersion = 3
 
 const pageSize = 4096
 

@@ -135,6 +135,15 @@ func newTest(t testing.TB, code ...uint32) (*CPU, *testBus) {
 	return c, bus
 }
 
+// pmpAllowAll gives S and U mode all of memory, as firmware must before
+// dropping to them (with PMP implemented, no match denies S and U).
+func pmpAllowAll(c *CPU) {
+	c.pmpaddr[0] = ^uint64(0) >> 10
+	c.pmpcfg[0] = pmpNAP | pmpR | pmpW | pmpX
+	c.pmpUpdate()
+	c.updateMMU()
+}
+
 // li returns instructions loading a 32-bit sign-extended constant.
 func li(rd uint32, v int32) []uint32 {
 	lo := v << 20 >> 20

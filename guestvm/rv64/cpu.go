@@ -106,8 +106,13 @@ type CPU struct {
 	instretHeld   uint64
 	hpmcounter    [29]uint64
 	hpmevent      [29]uint64
-	pmpcfg        [64]uint8
-	pmpaddr       [64]uint64
+	pmpcfg        [pmpCount]uint8
+	pmpaddr       [pmpCount]uint64
+
+	// Debug triggers (QEMU 7.2's two, as CSR state only: they never fire).
+	tselect uint64
+	tdata1  [trigCount]uint64
+	tdata2  [trigCount]uint64
 
 	// Supervisor CSRs.
 	stvec      uint64
@@ -125,12 +130,21 @@ type CPU struct {
 
 	timeSrc func() uint64
 
+	// Derived PMP state (recomputed by pmpUpdate).
+	pmpSA, pmpEA [pmpCount]uint64 // byte range of each entry
+	pmpOn        uint32           // entries that match something
+	pmpActive    int              // number of bits in pmpOn
+	pmpRules     int              // entries with A != OFF (QEMU's rule count)
+	pmpLocked    bool             // some active entry is locked: M is checked too
+
 	// Derived translation state (recomputed by updateMMU).
 	dataPaging  bool
 	fetchPaging bool
-	dtlb        *tlbSet // data TLB for the effective data privilege
-	itlb        *tlbSet // fetch TLB for the current privilege
-	tlbs        [2]tlbSet
+	dataTLB     bool      // data accesses go through dtlb (paging or PMP applies)
+	fetchTLB    bool      // fetches go through itlb
+	dtlb        *tlbSet   // data TLB for the effective data privilege
+	itlb        *tlbSet   // fetch TLB for the current privilege
+	tlbs        [3]tlbSet // U, S, M (M only while a PMP entry is locked)
 
 	// Decode cache.
 	code    []*codePage // per RAM page, nil until executed
@@ -180,13 +194,16 @@ func (c *CPU) Reset(pc uint64) {
 	c.priv = PrivM
 	c.mstatus = mstatusReset
 	c.resAddr = noTag
+	for i := range c.tdata1 {
+		c.tdata1[i] = trigType2
+	}
 	c.codeGen++ // every decoded page is stale
 	for i := range c.code {
 		if c.code[i] != nil {
 			c.code[i].gen = 0
 		}
 	}
-	c.flushTLB()
+	c.pmpUpdate() // flushes the TLBs
 	c.updateMMU()
 }
 

@@ -206,6 +206,7 @@ func TestInterruptPriority(t *testing.T) {
 
 func TestDelegationToS(t *testing.T) {
 	c, _ := newTest(t, ECALL)
+	pmpAllowAll(c)
 	c.priv = PrivU
 	c.medeleg = 1 << excEcallU
 	c.stvec = ramBaseT + 0x300
@@ -314,6 +315,7 @@ func TestSaveRestoreRoundTrip(t *testing.T) {
 
 func TestCSRPrivilege(t *testing.T) {
 	c, _ := newTest(t, CSRRS(1, csrMstatus, 0), CSRRW(0, csrCycle, 0), CSRRS(2, csrCycle, 0))
+	pmpAllowAll(c)
 	c.priv = PrivS
 	c.mtvec = ramBaseT + 0x100
 	c.updateMMU()

@@ -34,7 +34,14 @@ const (
 	csrMtval         = 0x343
 	csrMip           = 0x344
 	csrPmpcfg0       = 0x3a0
+	csrPmpcfg2       = 0x3a2
 	csrPmpaddr0      = 0x3b0
+	csrPmpaddrLast   = csrPmpaddr0 + pmpCount - 1
+	csrTselect       = 0x7a0
+	csrTdata1        = 0x7a1
+	csrTdata2        = 0x7a2
+	csrTdata3        = 0x7a3
+	csrTinfo         = 0x7a4
 
 	csrMcycle       = 0xb00
 	csrMinstret     = 0xb02
@@ -206,6 +213,16 @@ func (c *CPU) csrRead(num uint16) (uint64, bool) {
 		return c.ICount(), true
 	case csrMvendorid, csrMarchid, csrMimpid, csrMhartid, csrMconfigptr:
 		return 0, true
+	case csrTselect:
+		return c.tselect, true
+	case csrTdata1:
+		return c.tdata1[c.tselect], true
+	case csrTdata2:
+		return c.tdata2[c.tselect], true
+	case csrTdata3:
+		return 0, true
+	case csrTinfo:
+		return 1<<2 | 1<<6, true // types 2 and 6
 	}
 	switch {
 	case num >= csrMhpmevent3 && num <= 0x33f:
@@ -214,17 +231,14 @@ func (c *CPU) csrRead(num uint16) (uint64, bool) {
 		return c.hpmcounter[num-csrMhpmcounter3], true
 	case num >= csrHpmcounter3 && num <= csrHpmcounterLast:
 		return c.hpmcounter[num-csrHpmcounter3], true
-	case num >= csrPmpcfg0 && num <= 0x3af:
-		if num&1 != 0 { // odd pmpcfg CSRs do not exist on RV64
-			return 0, false
-		}
+	case num == csrPmpcfg0 || num == csrPmpcfg2: // odd ones do not exist on RV64
 		i := int(num-csrPmpcfg0) * 4
 		var v uint64
 		for b := 0; b < 8; b++ {
 			v |= uint64(c.pmpcfg[i+b]) << (8 * b)
 		}
 		return v, true
-	case num >= csrPmpaddr0 && num <= 0x3ef:
+	case num >= csrPmpaddr0 && num <= csrPmpaddrLast:
 		return c.pmpaddr[num-csrPmpaddr0], true
 	}
 	return 0, false
@@ -342,27 +356,39 @@ func (c *CPU) csrWrite(num uint16, v uint64) {
 		c.setCycle(v)
 	case csrMinstret:
 		c.setInstret(v)
+	case csrTselect:
+		if v < trigCount {
+			c.tselect = v
+		}
+	case csrTdata1:
+		c.tdata1[c.tselect] = tdata1WARL(c.tdata1[c.tselect], v)
+	case csrTdata2:
+		c.tdata2[c.tselect] = v
+	case csrTdata3, csrTinfo:
+		// QEMU 7.2 ignores these writes
 	default:
 		switch {
 		case num >= csrMhpmevent3 && num <= 0x33f:
 			c.hpmevent[num-csrMhpmevent3] = v
 		case num >= csrMhpmcounter3 && num <= csrMhpmcounterLast:
 			c.hpmcounter[num-csrMhpmcounter3] = v
-		case num >= csrPmpcfg0 && num <= 0x3af:
+		case num == csrPmpcfg0 || num == csrPmpcfg2:
 			i := int(num-csrPmpcfg0) * 4
 			for b := 0; b < 8; b++ {
-				if c.pmpcfg[i+b]&0x80 == 0 { // locked entries ignore writes
+				if c.pmpcfg[i+b]&pmpL == 0 { // locked entries ignore writes
 					c.pmpcfg[i+b] = uint8(v >> (8 * b))
 				}
 			}
-		case num >= csrPmpaddr0 && num <= 0x3ef:
+			c.pmpUpdate()
+		case num >= csrPmpaddr0 && num <= csrPmpaddrLast:
 			i := int(num - csrPmpaddr0)
-			locked := c.pmpcfg[i]&0x80 != 0
-			if i+1 < 64 && c.pmpcfg[i+1]&0x98 == 0x88 { // next entry is locked TOR
+			locked := c.pmpcfg[i]&pmpL != 0
+			if i+1 < pmpCount && c.pmpcfg[i+1]&(pmpL|pmpA) == pmpL|pmpTOR { // next entry is locked TOR
 				locked = true
 			}
 			if !locked {
 				c.pmpaddr[i] = v
+				c.pmpUpdate()
 			}
 		}
 	}
@@ -395,4 +421,39 @@ func (c *CPU) writeMstatus(v uint64) {
 		flushSet(&c.tlbs[0].r)
 	}
 	c.updateMMU()
+}
+
+// Debug triggers: QEMU 7.2 has two (tselect 0..1), of types 2 (mcontrol)
+// and 6 (mcontrol6); a trigger resets to an empty type 2. Here they are the
+// CSR state only, with QEMU's WARL behaviour: the triggers never fire (QEMU
+// raises breakpoint exceptions for address matches).
+const (
+	trigCount = 2
+	trigType2 = 2 << 60
+	trigType6 = 6 << 60
+)
+
+// tdata1WARL returns tdata1 after writing v, as QEMU 7.2 does: a write of type
+// 2 or 6 replaces the trigger with one keeping the mode and access bits
+// (load, store, execute, U, S, M; type 6 also VU and VS) and a supported size
+// (any, 1, 2, 4 or 8 bytes), dropping dmode, match, chain, action, timing,
+// select and hit; other types are ignored. (QEMU 7.2 aborts on writes of
+// type 1 or 8..14.)
+func tdata1WARL(old, v uint64) uint64 {
+	const keep = 1<<0 | 1<<1 | 1<<2 | 1<<3 | 1<<4 | 1<<6
+	switch v >> 60 {
+	case 2:
+		n := uint64(trigType2) | v&keep
+		if size := (v>>21&3)<<2 | v>>16&3; size <= 3 || size == 5 {
+			n |= v & (3<<16 | 3<<21)
+		}
+		return n
+	case 6:
+		n := uint64(trigType6) | v&(keep|1<<23|1<<24)
+		if size := v >> 16 & 0xf; size <= 3 || size == 5 {
+			n |= v & (0xf << 16)
+		}
+		return n
+	}
+	return old
 }

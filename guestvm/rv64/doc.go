@@ -24,7 +24,10 @@ package rv64
 // address and value and is dropped on every trap and xRET; mtval holds the
 // instruction bits on illegal instruction and 0 on EBREAK/ECALL; interrupts
 // are taken M-level first, lowest bit number first; CSR WARL masks match.
-// PMP CSRs are storage (with lock bits) only: accesses are not checked.
+// PMP is enforced with QEMU 7.2's 16 entries (see pmp.go, which lists
+// the departures), and an mret to S or U with no PMP entry set is illegal,
+// as in QEMU 7.2. The debug trigger CSRs (tselect, tdata1-3, tinfo) read and
+// write as QEMU 7.2's two triggers do, but triggers never fire.
 // One departure from QEMU, where it departs from the spec: any change to
 // fflags sets mstatus.FS to Dirty; QEMU 7.2 only dirties FS on f register
 // and FP CSR writes, so feq/flt/fle, fcvt to integer and the like leave an

@@ -81,6 +81,9 @@ func (c *CPU) exec() (idle bool) {
 			*in = decode(lo, hi)
 		}
 	}
+	if in.len == 4 && c.fetchTLB && pc&(pageSize-1) != pageSize-2 && !c.upperOK(pc, pg) {
+		return false
+	}
 	x := &c.x
 	next := pc + uint64(in.len)
 	switch in.op {
@@ -329,4 +332,19 @@ func remw(a, b int32) uint64 {
 		return 0
 	}
 	return uint64(int64(a % b))
+}
+
+// upperOK checks PMP for the upper half of a 32-bit instruction on a page
+// that is not in the fetch TLB (PMP may then decide differently for its two
+// halves; QEMU fetches them separately) and takes the fault if it fails.
+func (c *CPU) upperOK(pc uint64, pg *codePage) bool {
+	if c.itlb.x[(pc>>pageShift)&tlbMask].tag == pc>>pageShift {
+		return true
+	}
+	pa := c.ramBase + pg.off + pc&(pageSize-1) + 2
+	if c.pmpAllows(pa, 2, accFetch, c.priv) {
+		return true
+	}
+	c.trap(excInstAccess, pc+2)
+	return false
 }

@@ -40,7 +40,7 @@ page:
 	// Find the decoded page for pc without a call, or leave it to step.
 	{
 		var off uint64
-		if !c.fetchPaging {
+		if !c.fetchTLB {
 			off = pc - ramBase
 			if off >= ramLen {
 				goto out
@@ -132,7 +132,7 @@ page:
 		case opLB, opLBU:
 			va := x[in.rs1] + uint64(int64(in.imm))
 			var off uint64
-			if !c.dataPaging {
+			if !c.dataTLB {
 				off = va - ramBase
 			} else if e := &c.dtlb.r[(va>>pageShift)&tlbMask]; e.tag == va>>pageShift {
 				off = va + e.add
@@ -150,7 +150,7 @@ page:
 		case opLH, opLHU:
 			va := x[in.rs1] + uint64(int64(in.imm))
 			var off uint64
-			if !c.dataPaging {
+			if !c.dataTLB {
 				off = va - ramBase
 			} else if e := &c.dtlb.r[(va>>pageShift)&tlbMask]; e.tag == va>>pageShift && va&(pageSize-1) <= pageSize-2 {
 				off = va + e.add
@@ -168,7 +168,7 @@ page:
 		case opLW, opLWU:
 			va := x[in.rs1] + uint64(int64(in.imm))
 			var off uint64
-			if !c.dataPaging {
+			if !c.dataTLB {
 				off = va - ramBase
 			} else if e := &c.dtlb.r[(va>>pageShift)&tlbMask]; e.tag == va>>pageShift && va&(pageSize-1) <= pageSize-4 {
 				off = va + e.add
@@ -186,7 +186,7 @@ page:
 		case opLD:
 			va := x[in.rs1] + uint64(int64(in.imm))
 			var off uint64
-			if !c.dataPaging {
+			if !c.dataTLB {
 				off = va - ramBase
 			} else if e := &c.dtlb.r[(va>>pageShift)&tlbMask]; e.tag == va>>pageShift && va&(pageSize-1) <= pageSize-8 {
 				off = va + e.add
@@ -200,7 +200,7 @@ page:
 		case opSB:
 			va := x[in.rs1] + uint64(int64(in.imm))
 			var off uint64
-			if !c.dataPaging {
+			if !c.dataTLB {
 				off = va - ramBase
 			} else if e := &c.dtlb.w[(va>>pageShift)&tlbMask]; e.tag == va>>pageShift {
 				off = va + e.add
@@ -214,7 +214,7 @@ page:
 		case opSH:
 			va := x[in.rs1] + uint64(int64(in.imm))
 			var off uint64
-			if !c.dataPaging {
+			if !c.dataTLB {
 				off = va - ramBase
 			} else if e := &c.dtlb.w[(va>>pageShift)&tlbMask]; e.tag == va>>pageShift && va&(pageSize-1) <= pageSize-2 {
 				off = va + e.add
@@ -228,7 +228,7 @@ page:
 		case opSW:
 			va := x[in.rs1] + uint64(int64(in.imm))
 			var off uint64
-			if !c.dataPaging {
+			if !c.dataTLB {
 				off = va - ramBase
 			} else if e := &c.dtlb.w[(va>>pageShift)&tlbMask]; e.tag == va>>pageShift && va&(pageSize-1) <= pageSize-4 {
 				off = va + e.add
@@ -242,7 +242,7 @@ page:
 		case opSD:
 			va := x[in.rs1] + uint64(int64(in.imm))
 			var off uint64
-			if !c.dataPaging {
+			if !c.dataTLB {
 				off = va - ramBase
 			} else if e := &c.dtlb.w[(va>>pageShift)&tlbMask]; e.tag == va>>pageShift && va&(pageSize-1) <= pageSize-8 {
 				off = va + e.add

@@ -42,9 +42,14 @@ func (c *CPU) updateMMU() {
 	c.fetchPaging = !bare && c.priv < PrivM
 	dp := c.dataPriv()
 	c.dataPaging = !bare && dp < PrivM
-	c.dtlb = &c.tlbs[dp&1]
-	c.itlb = &c.tlbs[c.priv&1]
+	c.fetchTLB = c.fetchPaging || c.pmpApplies(c.priv)
+	c.dataTLB = c.dataPaging || c.pmpApplies(dp)
+	c.dtlb = &c.tlbs[tlbIndex[dp]]
+	c.itlb = &c.tlbs[tlbIndex[c.priv]]
 }
+
+// tlbIndex selects a privilege's TLB set.
+var tlbIndex = [4]uint8{PrivU: 0, PrivS: 1, 2: 1, PrivM: 2}
 
 func flushSet(t *[tlbSize]tlbEntry) {
 	for i := range t {
@@ -74,6 +79,9 @@ func (c *CPU) translate(va uint64, acc int, priv uint8) (pa uint64, cause uint64
 	for i := levels - 1; i >= 0; i-- {
 		shift := uint(pageShift + 9*i)
 		pteAddr := a + ((va>>shift)&511)*8
+		if !c.pmpAllows(pteAddr, 8, accLoad, PrivS) { // QEMU checks PTE reads as S-mode loads
+			return 0, accessCause[acc], false
+		}
 		off := pteAddr - c.ramBase
 		if pteAddr < c.ramBase || off > c.ramSize-8 {
 			return 0, faultCause[acc], false // QEMU 7.2: failed PTE read is a page fault
@@ -130,19 +138,36 @@ func (c *CPU) translate(va uint64, acc int, priv uint8) (pa uint64, cause uint64
 	return 0, faultCause[acc], false
 }
 
-// translateFor translates va for an access at the current data or fetch
-// privilege, or returns pa = va when translation is off.
-func (c *CPU) translateFor(va uint64, acc int) (uint64, uint64, bool) {
-	if acc == accFetch {
-		if !c.fetchPaging {
-			return va, 0, true
+// translateFor translates va for an access of n bytes (within one page) at
+// the current data or fetch privilege (pa = va when translation is off) and
+// checks PMP for the result.
+func (c *CPU) translateFor(va uint64, acc int, n uint64) (uint64, uint64, bool) {
+	pa, mode := va, c.priv
+	paging := c.fetchPaging
+	if acc != accFetch {
+		mode, paging = c.dataPriv(), c.dataPaging
+	}
+	if paging {
+		var cause uint64
+		var ok bool
+		if pa, cause, ok = c.translate(va, acc, mode); !ok {
+			return 0, cause, false
 		}
-		return c.translate(va, acc, c.priv)
 	}
-	if !c.dataPaging {
-		return va, 0, true
+	if c.pmpApplies(mode) && !c.pmpAllows(pa, n, acc, mode) {
+		return 0, accessCause[acc], false
 	}
-	return c.translate(va, acc, c.dataPriv())
+	return pa, 0, true
+}
+
+// cacheable reports whether a translation to pa may go into a TLB for acc at
+// the current privilege: PMP allows that access to the whole page.
+func (c *CPU) cacheable(pa uint64, acc int) bool {
+	mode := c.priv
+	if acc != accFetch {
+		mode = c.dataPriv()
+	}
+	return c.pmpPage(pa, acc, mode)
 }
 
 // ramOff returns the RAM offset of [pa, pa+n) when it lies wholly in RAM.
@@ -284,13 +309,18 @@ func (c *CPU) invalidate(off, n uint64) {
 // returning per-page physical addresses (pa2 is used when the access
 // crosses a page). On failure it returns the cause and tval.
 func (c *CPU) access(va uint64, size int, acc int) (pa, pa2 uint64, cause, tval uint64, ok bool) {
-	pa, cause, ok = c.translateFor(va, acc)
+	n1 := uint64(size)
+	cross := va&(pageSize-1)+uint64(size) > pageSize
+	if cross {
+		n1 = pageSize - va&(pageSize-1)
+	}
+	pa, cause, ok = c.translateFor(va, acc, n1)
 	if !ok {
 		return 0, 0, cause, va, false
 	}
-	if va&(pageSize-1)+uint64(size) > pageSize {
+	if cross {
 		next := (va | (pageSize - 1)) + 1
-		pa2, cause, ok = c.translateFor(next, acc)
+		pa2, cause, ok = c.translateFor(next, acc, uint64(size)-n1)
 		if !ok {
 			return 0, 0, cause, next, false
 		}
@@ -317,7 +347,7 @@ func (c *CPU) load(va uint64, size int) (uint64, bool) {
 		}
 		return lo | hi<<(8*n1), true
 	}
-	if c.dataPaging {
+	if c.dataTLB && c.cacheable(pa, accLoad) {
 		c.fillTLB(&c.dtlb.r, va, pa)
 	}
 	if _, inRAM := c.ramOff(pa, uint64(size)); inRAM || pa&uint64(size-1) == 0 {
@@ -387,7 +417,7 @@ func (c *CPU) store(va uint64, size int, v uint64) bool {
 		}
 		return true
 	}
-	if c.dataPaging {
+	if c.dataTLB && c.cacheable(pa, accStore) {
 		c.fillTLB(&c.dtlb.w, va, pa)
 	}
 	if !c.physWrite(pa, size, v) {
@@ -402,10 +432,10 @@ func (c *CPU) store(va uint64, size int, v uint64) bool {
 func (c *CPU) fetchPage(pc uint64) *codePage {
 	var off uint64
 	e := &c.itlb.x[(pc>>pageShift)&tlbMask]
-	if c.fetchPaging && e.tag == pc>>pageShift {
+	if c.fetchTLB && e.tag == pc>>pageShift {
 		off = pc + e.add
 	} else {
-		pa, cause, ok := c.translateFor(pc, accFetch)
+		pa, cause, ok := c.translateFor(pc, accFetch, 2)
 		if !ok {
 			c.trap(cause, pc)
 			return nil
@@ -416,7 +446,7 @@ func (c *CPU) fetchPage(pc uint64) *codePage {
 			return nil
 		}
 		off = o
-		if c.fetchPaging {
+		if c.fetchTLB && c.cacheable(pa, accFetch) {
 			c.fillTLB(&c.itlb.x, pc, pa)
 		}
 	}
@@ -437,7 +467,7 @@ func (c *CPU) fetchPage(pc uint64) *codePage {
 // page. It is not cached: the next page may map elsewhere tomorrow.
 func (c *CPU) fetchCross(pc uint64, lo uint16) (*inst, bool) {
 	next := pc + 2
-	pa, cause, ok := c.translateFor(next, accFetch)
+	pa, cause, ok := c.translateFor(next, accFetch, 2)
 	if !ok {
 		c.trap(cause, next)
 		return nil, false

@@ -87,7 +87,7 @@ func runOurs(t *testing.T, elfPath string) []byte {
 }
 
 func TestQEMUDiff(t *testing.T) {
-	for _, name := range []string{"csr", "insn", "priv", "vm", "fp"} {
+	for _, name := range []string{"csr", "insn", "priv", "vm", "fp", "pmp"} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := os.Stat(filepath.Join("testdata", name+".S")); err != nil {
 				t.Skip("no program")

@@ -10,8 +10,9 @@ import (
 
 // stateVersion numbers the layout Save writes. 1 added the f registers and
 // fcsr; a snapshot from before then has x0 (zero) where the version is, so
-// it is refused rather than misread.
-const stateVersion = 1
+// it is refused rather than misread. 2: 16 PMP entries (was 64) and the
+// debug trigger CSRs.
+const stateVersion = 2
 
 // Save writes the hart's whole architectural state (everything but RAM):
 // x and f registers, PC, privilege, CSRs, instruction count, counter offsets
@@ -41,13 +42,18 @@ func (c *CPU) Save(w *snap.Writer) {
 	for _, v := range c.pmpaddr {
 		w.U64(v)
 	}
+	w.U64(c.tselect)
+	for i := range c.tdata1 {
+		w.U64(c.tdata1[i])
+		w.U64(c.tdata2[i])
+	}
 }
 
 // Restore reads what Save wrote and flushes decode caches and TLBs.
 func (c *CPU) Restore(r *snap.Reader) error {
 	r.Tag("rv64")
 	if v := r.U32(); r.Err() == nil && v != stateVersion {
-		return fmt.Errorf("restore rv64: CPU state version %d, this build reads %d (snapshots from before F/D cannot be restored)", v, stateVersion)
+		return fmt.Errorf("restore rv64: CPU state version %d, this build reads only version %d", v, stateVersion)
 	}
 	var x, f [32]uint64
 	for i := range x {
@@ -74,6 +80,11 @@ func (c *CPU) Restore(r *snap.Reader) error {
 	for i := range n.pmpaddr {
 		n.pmpaddr[i] = r.U64()
 	}
+	n.tselect = r.U64()
+	for i := range n.tdata1 {
+		n.tdata1[i] = r.U64()
+		n.tdata2[i] = r.U64()
+	}
 	if err := r.Err(); err != nil {
 		return errors.Join(errors.New("restore rv64"), err)
 	}
@@ -86,6 +97,14 @@ func (c *CPU) Restore(r *snap.Reader) error {
 	if x[0] != 0 {
 		return errors.New("restore rv64: x0 is not zero")
 	}
+	if n.tselect >= trigCount {
+		return errors.New("restore rv64: bad tselect")
+	}
+	for _, t := range n.tdata1 {
+		if tdata1WARL(0, t) != t {
+			return errors.New("restore rv64: bad tdata1")
+		}
+	}
 	c.Reset(pc)
 	copy(c.x[:32], x[:])
 	c.f = f
@@ -96,7 +115,9 @@ func (c *CPU) Restore(r *snap.Reader) error {
 		*dst[i] = *src[i]
 	}
 	c.hpmcounter, c.hpmevent, c.pmpcfg, c.pmpaddr = n.hpmcounter, n.hpmevent, n.pmpcfg, n.pmpaddr
-	c.flushTLB()
+	c.tselect, c.tdata1, c.tdata2 = n.tselect, n.tdata1, n.tdata2
+	c.pmpUpdate() // flushes the TLBs
+	c.updateMMU()
 	return nil
 }
 

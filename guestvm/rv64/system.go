@@ -23,6 +23,11 @@ func (c *CPU) system(in *inst) {
 		if c.priv != PrivM {
 			break
 		}
+		// QEMU 7.2: an mret to S or U with no PMP entry set is illegal
+		// (the spec lets it return, to fault on the first fetch).
+		if c.pmpRules == 0 && c.mstatus&msMPP != msMPP {
+			break
+		}
 		c.mret()
 		return
 	case opSRET:
@@ -119,7 +124,7 @@ func (c *CPU) amo(in *inst) {
 	if fn == amoLR {
 		acc = accLoad
 	}
-	pa, cause, ok := c.translateFor(va, acc)
+	pa, cause, ok := c.translateFor(va, acc, uint64(size))
 	if !ok {
 		c.trap(cause, va)
 		return
