@@ -970,7 +970,11 @@ func (c *ArbiterClient) call(ctx context.Context, op uint8, epoch uint64, who st
 		n, err := conn.Read(buf)
 		if err != nil {
 			if cerr := ctx.Err(); cerr != nil {
-				msg := fmt.Sprintf("arbiter %s: no answer for epoch %d after %d requests", c.addr, epoch, len(sent))
+				what := fmt.Sprintf("the claim of epoch %d", epoch)
+				if op == arbOpQuery {
+					what = "the current-epoch query"
+				}
+				msg := fmt.Sprintf("arbiter %s: no answer to %s after %d requests", c.addr, what, len(sent))
 				if hint != "" {
 					msg += " (" + hint + ")"
 				}
