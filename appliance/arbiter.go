@@ -881,16 +881,10 @@ type ArbiterDecision struct {
 	Holder string // its holder
 }
 
-// TestAndSet implements ftcore.Arbiter with the client's Timeout.
+// TestAndSet implements ftcore.Arbiter with the client's Timeout. err
+// means no authentic answer arrived: the claim is neither won nor lost.
 func (c *ArbiterClient) TestAndSet(epoch uint64, who string) (bool, error) {
-	return c.TestAndSetContext(context.Background(), epoch, who)
-}
-
-// TestAndSetContext is TestAndSet bounded by ctx (and by Timeout if ctx has
-// no deadline). err means no authentic answer arrived: the claim is neither
-// won nor lost.
-func (c *ArbiterClient) TestAndSetContext(ctx context.Context, epoch uint64, who string) (bool, error) {
-	d, err := c.Claim(ctx, epoch, who)
+	d, err := c.Claim(context.Background(), epoch, who)
 	return d.Won, err
 }
 

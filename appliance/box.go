@@ -24,38 +24,39 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// Arbiter is the split-brain referee as the box loop uses it: an atomic
-// test-and-set of the epoch (see ftcore.Arbiter). It is called from a
-// goroutine of its own, never from the loop; ctx bounds the call.
+// Arbiter is the split-brain referee as the box uses it: *ArbiterClient in
+// production, CoreArbiter around an in-process ftcore.Arbiter in tests. The
+// box calls it from goroutines of its own, never from the loop; ctx bounds
+// each call, and err means no answer (a claim is then neither won nor
+// lost).
+//   - Claim is the atomic test-and-set of an epoch (ftcore.Arbiter's
+//     TestAndSet); the decision also names the latest grant and its holder,
+//     so a refused box knows which epoch its peer is in.
+//   - Query is the read-only current-epoch question (ftcore.Arbiter's
+//     Current): a starting box asks it (ftcore.StartRole), and a running one
+//     every second (reachability, fencing, an arbiter that lost its state).
 type Arbiter interface {
-	TestAndSetContext(ctx context.Context, epoch uint64, who string) (won bool, err error)
-}
-
-// arbiterClaimer is an Arbiter that also tells who holds the latest epoch
-// (*ArbiterClient): a refused box can then say which epoch its peer is in.
-type arbiterClaimer interface {
 	Claim(ctx context.Context, epoch uint64, who string) (ArbiterDecision, error)
+	Query(ctx context.Context, who string) (ArbiterDecision, error)
 }
 
 // CoreArbiter adapts an ftcore.Arbiter (such as *ftcore.MemArbiter) to Arbiter.
 type CoreArbiter struct{ A ftcore.Arbiter }
 
-// TestAndSetContext implements Arbiter.
-func (c CoreArbiter) TestAndSetContext(ctx context.Context, epoch uint64, who string) (bool, error) {
+// Claim implements Arbiter.
+func (c CoreArbiter) Claim(ctx context.Context, epoch uint64, who string) (ArbiterDecision, error) {
 	if err := ctx.Err(); err != nil {
-		return false, err
+		return ArbiterDecision{}, err
 	}
-	return c.A.TestAndSet(epoch, who)
+	won, err := c.A.TestAndSet(epoch, who)
+	if err != nil {
+		return ArbiterDecision{}, err
+	}
+	e, h, err := c.A.Current()
+	return ArbiterDecision{Won: won, Epoch: e, Holder: h}, err
 }
 
-// arbiterQuerier is an Arbiter that answers the read-only current-epoch
-// query (*ArbiterClient, CoreArbiter): a starting box asks it before it takes
-// a role (ftcore.StartRole).
-type arbiterQuerier interface {
-	Query(ctx context.Context, who string) (ArbiterDecision, error)
-}
-
-// Query implements arbiterQuerier.
+// Query implements Arbiter.
 func (c CoreArbiter) Query(ctx context.Context, _ string) (ArbiterDecision, error) {
 	if err := ctx.Err(); err != nil {
 		return ArbiterDecision{}, err
@@ -466,8 +467,8 @@ func (b *Box) learnEpoch(ctx context.Context) {
 		b.epoch, b.startRole, b.learned = b.opts.Epoch, preferredRole(b.cfg), "--epoch"
 		return
 	}
-	q, ok := b.opts.Arbiter.(arbiterQuerier)
-	if !ok {
+	q := b.opts.Arbiter
+	if q == nil {
 		b.epoch, b.startRole, b.learned = 1, preferredRole(b.cfg), "no arbiter to ask"
 		return
 	}
@@ -914,8 +915,8 @@ const queryInterval = time.Second
 
 // queryArbiter starts the periodic current-epoch query, one at a time.
 func (b *Box) queryArbiter(now time.Duration) {
-	q, ok := b.opts.Arbiter.(arbiterQuerier)
-	if !ok || b.queryBusy || now < b.queryAt {
+	q := b.opts.Arbiter
+	if q == nil || b.queryBusy || now < b.queryAt {
 		return
 	}
 	b.queryBusy, b.queryAt = true, now+queryInterval
@@ -1282,13 +1283,8 @@ func (b *Box) askArbiter(r ftcore.ArbiterRequest) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		a := arbAnswer{epoch: r.Epoch}
-		if c, ok := b.opts.Arbiter.(arbiterClaimer); ok {
-			d, err := c.Claim(ctx, r.Epoch, r.Who)
-			a.won, a.err, a.latest, a.holder = d.Won, err, d.Epoch, d.Holder
-		} else {
-			a.won, a.err = b.opts.Arbiter.TestAndSetContext(ctx, r.Epoch, r.Who)
-		}
+		d, err := b.opts.Arbiter.Claim(ctx, r.Epoch, r.Who)
+		a := arbAnswer{epoch: r.Epoch, won: d.Won, err: err, latest: d.Epoch, holder: d.Holder}
 		select {
 		case b.arbIn <- a:
 		case <-b.running:
@@ -1597,7 +1593,7 @@ func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
 			bad(ExitWarning, "SYNCING: waiting for the peer on %s (never heard; %v left before failure detection starts)", b.cfg.LogLink.Interface, left)
 		}
 	}
-	if _, ok := b.opts.Arbiter.(arbiterQuerier); ok {
+	if b.opts.Arbiter != nil {
 		switch {
 		case b.queryErr != nil:
 			bad(ExitWarning, "ARBITER UNREACHABLE: %v: no failover can happen until it answers (last answer %s ago)", b.queryErr, age(s.Arbiter.LastAnswerAgoMS))
@@ -1704,7 +1700,4 @@ func (b *Box) judgeLANPath(s *Status, now time.Duration, bad func(int, string, .
 }
 
 // The network arbiter's client is what `ftbox run` wires in.
-var (
-	_ Arbiter        = (*ArbiterClient)(nil)
-	_ arbiterClaimer = (*ArbiterClient)(nil)
-)
+var _ Arbiter = (*ArbiterClient)(nil)
