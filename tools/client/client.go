@@ -110,7 +110,8 @@ func (c *Counter) defaults() {
 }
 
 // parseReply reads "<reqid> <value>".
-func parseReply(b []byte) (reqid string, value uint64, err error) {
+// ParseReply reads a counter reply, "REQID VALUE".
+func ParseReply(b []byte) (reqid string, value uint64, err error) {
 	f := strings.Fields(string(b))
 	if len(f) != 2 {
 		return "", 0, fmt.Errorf("reply %q", b)
@@ -120,6 +121,30 @@ func parseReply(b []byte) (reqid string, value uint64, err error) {
 		return "", 0, fmt.Errorf("reply %q", b)
 	}
 	return f[0], v, nil
+}
+
+// FinalValue reads name's value with GET, a few tries of timeout×3 each
+// (after a failover the first may go unanswered); ok false if none came.
+func FinalValue(conn net.Conn, name string, timeout time.Duration) (value uint64, ok bool) {
+	buf := make([]byte, 512)
+	for try := 0; try < 20; try++ {
+		reqid := fmt.Sprintf("g%d", try)
+		if _, err := fmt.Fprintf(conn, "GET %s %s", name, reqid); err != nil {
+			time.Sleep(timeout)
+			continue
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(timeout * 3))
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				break
+			}
+			if rid, v, perr := ParseReply(buf[:n]); perr == nil && rid == reqid {
+				return v, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // Run increments until ctx is done, then reads the final value (GET, a few
@@ -179,7 +204,7 @@ func (c *Counter) Run(ctx context.Context) (*Result, error) {
 				}
 				break
 			}
-			rid, v, perr := parseReply(buf[:n])
+			rid, v, perr := ParseReply(buf[:n])
 			if perr != nil {
 				r.Errors++
 				continue
@@ -208,7 +233,7 @@ func (c *Counter) Run(ctx context.Context) (*Result, error) {
 		if err != nil {
 			break
 		}
-		if rid, v, perr := parseReply(buf[:n]); perr == nil {
+		if rid, v, perr := ParseReply(buf[:n]); perr == nil {
 			record(rid, v, time.Now())
 		}
 	}
@@ -218,24 +243,7 @@ func (c *Counter) Run(ctx context.Context) (*Result, error) {
 	if gap := r.End.Sub(lastAck); gap > r.Gap {
 		r.Gap, r.GapFrom, r.GapTo = gap, lastAck, r.End
 	}
-	for try := 0; try < 20 && !r.FinalOK; try++ {
-		reqid := fmt.Sprintf("g%d", try)
-		if _, err := fmt.Fprintf(c.Conn, "GET %s %s", c.Name, reqid); err != nil {
-			time.Sleep(c.Timeout)
-			continue
-		}
-		_ = c.Conn.SetReadDeadline(time.Now().Add(c.Timeout * 3))
-		for {
-			n, err := c.Conn.Read(buf)
-			if err != nil {
-				break
-			}
-			if rid, v, perr := parseReply(buf[:n]); perr == nil && rid == reqid {
-				r.Final, r.FinalOK = v, true
-				break
-			}
-		}
-	}
+	r.Final, r.FinalOK = FinalValue(c.Conn, c.Name, c.Timeout)
 	return r, nil
 }
 

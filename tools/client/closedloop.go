@@ -157,7 +157,7 @@ func (w *worker) roundTrip(name string, deadline time.Time) (sent, at time.Time,
 			}
 			return sent, at, timedOut
 		}
-		rid, v, perr := parseReply(w.buf[:n])
+		rid, v, perr := ParseReply(w.buf[:n])
 		if perr != nil {
 			w.r.Errors++
 			continue

@@ -52,18 +52,10 @@ func waitForTB(l *Lab, box string, timeout time.Duration, ok func(*Status, int) 
 
 // waitPairProtected: both boxes exit 0 PROTECTED, one PRIMARY one BACKUP.
 func waitPairProtected(l *Lab, timeout time.Duration) (map[string]*Status, error) {
-	deadline := time.Now().Add(timeout)
-	var sa, sb sample
-	for time.Now().Before(deadline) {
-		sa, sb = l.statusSample("a"), l.statusSample("b")
-		if sa.s != nil && sb.s != nil && sa.code == 0 && sb.code == 0 &&
-			sa.s.Protection == "PROTECTED" && sb.s.Protection == "PROTECTED" &&
-			((sa.s.Role == "PRIMARY" && sb.s.Role == "BACKUP") || (sa.s.Role == "BACKUP" && sb.s.Role == "PRIMARY")) {
-			return map[string]*Status{"a": sa.s, "b": sb.s}, nil
-		}
-		time.Sleep(50 * time.Millisecond)
+	if st, ok := l.waitProtected(timeout); ok {
+		return st, nil
 	}
-	return nil, fmt.Errorf("not PROTECTED on both boxes within %v: box a %s; box b %s", timeout, sa, sb)
+	return nil, fmt.Errorf("not PROTECTED on both boxes within %v: box a %s; box b %s", timeout, l.statusSample("a"), l.statusSample("b"))
 }
 
 // attachLogLoss drops permille/1000 of the logging link's frames leaving
@@ -234,7 +226,7 @@ func (ld *incrLoad) run(ctx context.Context, w *incrWorker) {
 				break
 			}
 			at := time.Now()
-			rid, v, perr := parseCounterReply(buf[:n])
+			rid, v, perr := client.ParseReply(buf[:n])
 			if perr != nil {
 				ld.mu.Lock()
 				ld.errs++
@@ -270,44 +262,15 @@ func (ld *incrLoad) run(ctx context.Context, w *incrWorker) {
 		if err != nil {
 			break
 		}
-		if rid, v, perr := parseCounterReply(buf[:n]); perr == nil {
+		if rid, v, perr := client.ParseReply(buf[:n]); perr == nil {
 			if _, ok := w.pending[rid]; ok {
 				delete(w.pending, rid)
 				ld.record(w, v, time.Now())
 			}
 		}
 	}
-	for try := 0; try < 20 && !w.finalOK; try++ {
-		reqid := fmt.Sprintf("g%d", try)
-		if _, err := fmt.Fprintf(w.conn, "GET %s %s", w.name, reqid); err != nil {
-			time.Sleep(ld.timeout)
-			continue
-		}
-		_ = w.conn.SetReadDeadline(time.Now().Add(ld.timeout * 3))
-		for {
-			n, err := w.conn.Read(buf)
-			if err != nil {
-				break
-			}
-			if rid, v, perr := parseCounterReply(buf[:n]); perr == nil && rid == reqid {
-				w.final, w.finalOK = v, true
-				break
-			}
-		}
-	}
+	w.final, w.finalOK = client.FinalValue(w.conn, w.name, ld.timeout)
 	w.conn.Close()
-}
-
-func parseCounterReply(b []byte) (string, uint64, error) {
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return "", 0, fmt.Errorf("reply %q", b)
-	}
-	v, err := strconv.ParseUint(f[1], 10, 64)
-	if err != nil {
-		return "", 0, fmt.Errorf("reply %q", b)
-	}
-	return f[0], v, nil
 }
 
 // Stop ends the load (once) and waits for the final GETs.
