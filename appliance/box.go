@@ -1076,15 +1076,6 @@ func (b *Box) flush(now time.Duration) {
 	}
 }
 
-func hasEvent(es []ftcore.Event, k ftcore.EventKind) bool {
-	for _, e := range es {
-		if e.Kind == k {
-			return true
-		}
-	}
-	return false
-}
-
 func (b *Box) writeLog(payload []byte) error {
 	f := make([]byte, 14+len(payload))
 	copy(f[0:6], b.peerMAC)

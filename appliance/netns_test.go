@@ -256,7 +256,7 @@ func TestEndToEndFailover(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	kill := time.Now()
 	a.Close() // no goodbye: to the backup this is a crash
-	s := waitStatus(t, b, "live", func(s *Status) bool {
+	waitStatus(t, b, "live", func(s *Status) bool {
 		return s.Role == "UNPROTECTED" && s.Gate.Pass && s.Counters.Announcements >= 5
 	})
 	time.Sleep(300 * time.Millisecond)
@@ -281,7 +281,7 @@ func TestEndToEndFailover(t *testing.T) {
 	if v < uint64(acked) {
 		t.Fatalf("final value %d below the %d acknowledged increments", v, acked)
 	}
-	s, _ = b.Status(context.Background())
+	s, _ := b.Status(context.Background())
 	t.Logf("after the failover:\n%s", statusText(s))
 	f := s.LastFailover
 	if f == nil || f.Result != "went live" || s.Epoch != 2 {

@@ -1,7 +1,6 @@
 package logwire
 
 import (
-	"bytes"
 	"testing"
 )
 
@@ -126,11 +125,4 @@ func backupEntries() []Entry {
 		Digest{ICount: 4096, Sum: fill32(0x40)},
 		DivergenceAlarm{ICount: 4096, Local: fill32(0x50), Remote: fill32(0x60)},
 	}
-}
-
-// entryEqual compares entries, treating nil and empty byte slices alike.
-func entryEqual(a, b Entry) bool {
-	ea, err1 := AppendEntry(nil, a)
-	eb, err2 := AppendEntry(nil, b)
-	return err1 == nil && err2 == nil && bytes.Equal(ea, eb) && a.Type() == b.Type()
 }

@@ -37,13 +37,12 @@ type SaveMark struct {
 // crashed is the panic value that unwinds a box's Step at the armed count.
 type crashed struct{ icount uint64 }
 
-func (p *Probe) ICount() uint64                  { return p.M.ICount() }
-func (p *Probe) Digest() [32]byte                { return p.M.Digest() }
-func (p *Probe) Now() uint64                     { return p.M.Now() }
-func (p *Probe) NextDeadline() (uint64, bool)    { return p.M.NextDeadline() }
-func (p *Probe) String() string                  { return fmt.Sprintf("probe@%d", p.M.ICount()) }
-func (p *Probe) arm(icount uint64)               { p.stopAt = icount }
-func (p *Probe) armed() (icount uint64, ok bool) { return p.stopAt, p.stopAt != 0 }
+func (p *Probe) ICount() uint64               { return p.M.ICount() }
+func (p *Probe) Digest() [32]byte             { return p.M.Digest() }
+func (p *Probe) Now() uint64                  { return p.M.Now() }
+func (p *Probe) NextDeadline() (uint64, bool) { return p.M.NextDeadline() }
+func (p *Probe) String() string               { return fmt.Sprintf("probe@%d", p.M.ICount()) }
+func (p *Probe) arm(icount uint64)            { p.stopAt = icount }
 
 func (p *Probe) Run(until uint64) ftcore.Stop {
 	if p.stopAt != 0 {

@@ -11,7 +11,7 @@ import (
 func randF64(r *rand.Rand) uint64 {
 	switch r.IntN(10) {
 	case 0: // subnormal
-		return r.Uint64()&(1<<63|1<<52-1) | 0
+		return r.Uint64() & (1<<63 | 1<<52 - 1) // exponent 0
 	case 1: // tiny exponents
 		return r.Uint64()&(1<<63|1<<52-1) | uint64(r.IntN(60))<<52
 	case 2: // huge exponents
