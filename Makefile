@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
+STATICCHECK ?= v0.8.2
 
 .PHONY: all deps build demo test guests check-guests bench clean
 
@@ -20,6 +21,7 @@ demo: build
 # Every test; in CI (CI=true) nothing skips.
 test: deps
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) test -count=1 -timeout 40m ./...
 
