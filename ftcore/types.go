@@ -156,13 +156,18 @@ type Config struct {
 	ColdStartDelay time.Duration // default ClaimGrace + Timeout
 
 	// Channel.
-	RTOInitial       time.Duration // first retransmission timeout, default 4 ms
-	RTOMax           time.Duration // backoff cap, default 32 ms
-	RecvWindow       uint64        // out-of-order entries the receiver buffers, default 8192
-	MaxUnackedEntry  uint64        // flow control: unacknowledged entries, default 4096
-	MaxUnackedBytes  int           // flow control: unacknowledged encoded bytes, default 1 MiB
-	MaxLagInstr      uint64        // flow control: primary icount − backup applied icount, default 200 M
-	RetransmitFrames int           // frames resent per timeout, default 16
+	RTOInitial time.Duration // first retransmission timeout, default 4 ms
+	// RTOMax caps the backoff; default Timeout/4 (at most 32 ms): the
+	// primary gives its backup up once the oldest unacknowledged entry
+	// waited 2×Timeout, so that window must hold several retransmissions,
+	// not four (4+8+16+32 ms) that 10 % loss each way defeats once in a
+	// thousand losses at a 30 ms timeout.
+	RTOMax           time.Duration
+	RecvWindow       uint64 // out-of-order entries the receiver buffers, default 8192
+	MaxUnackedEntry  uint64 // flow control: unacknowledged entries, default 4096
+	MaxUnackedBytes  int    // flow control: unacknowledged encoded bytes, default 1 MiB
+	MaxLagInstr      uint64 // flow control: primary icount − backup applied icount, default 200 M
+	RetransmitFrames int    // frames resent per timeout, default 16
 
 	// Guest.
 	Slice          uint64        // instructions per Step at most, default 2 M
@@ -196,7 +201,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxSnapshot = 4 << 30
 	}
 	d(&c.RTOInitial, 4*time.Millisecond)
-	d(&c.RTOMax, 32*time.Millisecond)
+	d(&c.RTOMax, max(min(32*time.Millisecond, c.Timeout/4), c.RTOInitial))
 	d(&c.TickDuration, 100*time.Nanosecond)
 	d(&c.ClockInterval, 5*time.Millisecond)
 	if c.DigestInterval == 0 {
