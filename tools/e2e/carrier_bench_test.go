@@ -243,7 +243,7 @@ func BenchmarkSoak(b *testing.B) {
 		}
 		before[box] = h
 	}
-	lossStats := attachLogLoss(b, uint32(permille))
+	loss := attachLogLoss(b, uint32(permille))
 	start := time.Now()
 	b.Logf("soak: %v, %d workers (interval %v), %d‰ loss on the logging link both ways, heartbeat interval %s timeout %s; load %s",
 		dur, conc, interval, permille, envOr("FTBOX_LAB_HB_INTERVAL", "10ms"), envOr("FTBOX_LAB_HB_TIMEOUT", "100ms"), loadAvg())
@@ -314,7 +314,7 @@ func BenchmarkSoak(b *testing.B) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	end := time.Now()
-	dropped, passed := lossStats()
+	dropped, passed := loss.Stats()
 	after := map[string]*gapHist{}
 	for _, box := range []string{"a", "b"} {
 		h, err := readGapHist(l, box)

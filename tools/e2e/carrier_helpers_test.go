@@ -58,36 +58,48 @@ func waitPairProtected(l *Lab, timeout time.Duration) (map[string]*Status, error
 	return nil, fmt.Errorf("not PROTECTED on both boxes within %v: box a %s; box b %s", timeout, l.statusSample("a"), l.statusSample("b"))
 }
 
+// logLoss is the eBPF loss injector on log0's egress in both boxes.
+type logLoss struct{ losses []*bpf.Loss }
+
 // attachLogLoss drops permille/1000 of the logging link's frames leaving
-// each box (the eBPF loss injector, as TestLogLinkLoss).
-func attachLogLoss(tb testing.TB, permille uint32) func() (dropped, passed uint64) {
+// either box (the lab's kernel has no netem); detached at the latest when
+// the test ends.
+func attachLogLoss(tb testing.TB, permille uint32) *logLoss {
 	tb.Helper()
-	var losses []*bpf.Loss
+	ll := &logLoss{}
 	for _, ns := range []string{"ftboxa", "ftboxb"} {
 		if err := testenv.InNetNS(ns, func() error {
 			lo, err := bpf.AttachLoss("log0", bpf.Egress, permille, logEther)
 			if err == nil {
-				losses = append(losses, lo)
+				ll.losses = append(ll.losses, lo)
 			}
 			return err
 		}); err != nil {
+			ll.Detach()
 			tb.Fatalf("loss injector in %s: %v", ns, err)
 		}
 	}
-	tb.Cleanup(func() {
-		for _, lo := range losses {
-			lo.Close()
+	tb.Cleanup(ll.Detach)
+	return ll
+}
+
+// Stats sums both injectors' counters.
+func (ll *logLoss) Stats() (dropped, passed uint64) {
+	for _, lo := range ll.losses {
+		if st, err := lo.Stats(); err == nil {
+			dropped += st.DroppedFrames
+			passed += st.PassedFrames
 		}
-	})
-	return func() (dropped, passed uint64) {
-		for _, lo := range losses {
-			if st, err := lo.Stats(); err == nil {
-				dropped += st.DroppedFrames
-				passed += st.PassedFrames
-			}
-		}
-		return
 	}
+	return
+}
+
+// Detach removes the injectors (again: nothing).
+func (ll *logLoss) Detach() {
+	for _, lo := range ll.losses {
+		lo.Close()
+	}
+	ll.losses = nil
 }
 
 // ---------------------------------------------------------------------------

@@ -26,7 +26,6 @@ import (
 	"testing"
 	"time"
 
-	"ftbox/bpf"
 	"ftbox/tools/client"
 	"ftbox/tools/lablock"
 	"ftbox/tools/testenv"
@@ -612,25 +611,7 @@ func TestLogLinkCut(t *testing.T) {
 func TestLogLinkLoss(t *testing.T) {
 	l := Up(t)
 	epoch := l.mustStatus("a").Epoch
-	var losses []*bpf.Loss
-	for _, ns := range []string{"ftboxa", "ftboxb"} {
-		if err := testenv.InNetNS(ns, func() error {
-			lo, err := bpf.AttachLoss("log0", bpf.Egress, 100, logEther)
-			if err == nil {
-				losses = append(losses, lo)
-			}
-			return err
-		}); err != nil {
-			t.Fatalf("loss injector in %s: %v", ns, err)
-		}
-	}
-	detach := func() {
-		for _, lo := range losses {
-			lo.Close()
-		}
-		losses = nil
-	}
-	t.Cleanup(detach)
+	loss := attachLogLoss(t, 100)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -654,16 +635,8 @@ func TestLogLinkLoss(t *testing.T) {
 	r := <-counter
 	p := <-ping
 	t.Logf("10%% loss from %s to %s: no failover", start.Format("15:04:05.000"), time.Now().Format("15:04:05.000"))
-	var dropped, passed uint64
-	for _, lo := range losses {
-		st, err := lo.Stats()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dropped += st.DroppedFrames
-		passed += st.PassedFrames
-	}
-	detach()
+	dropped, passed := loss.Stats()
+	loss.Detach()
 	t.Logf("loss injectors detached at %s", time.Now().Format("15:04:05.000"))
 	sa := l.mustStatus("a")
 	t.Logf("loss injector: %d of %d log frames dropped (%.1f %%); primary retransmits %d",

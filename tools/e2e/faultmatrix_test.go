@@ -11,9 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"ftbox/bpf"
 	"ftbox/tools/client"
-	"ftbox/tools/testenv"
 )
 
 // TestFaultMatrix runs each fault of issue 7's matrix on the real lab, under
@@ -338,33 +336,20 @@ func (f *faultRun) holdNoFailover(d time.Duration, what string) {
 // 10 % of the logging link's frames lost both ways for 20 s: no false failover.
 func faultLogLinkLoss(t *testing.T, f *faultRun) {
 	start := time.Now()
-	var losses []*bpf.Loss
+	loss := &logLoss{}
 	if f.netem("loss", "10%") {
 		t.Log("tc netem loss 10% on log0 in both boxes")
 	} else {
 		// No netem in this kernel: the eBPF loss injector, egress of log0 in both boxes.
-		for _, ns := range []string{"ftboxa", "ftboxb"} {
-			if err := testenv.InNetNS(ns, func() error {
-				lo, err := bpf.AttachLoss("log0", bpf.Egress, 100, logEther)
-				if err == nil {
-					losses = append(losses, lo)
-				}
-				return err
-			}); err != nil {
-				t.Fatalf("loss injector in %s: %v", ns, err)
-			}
-		}
+		loss = attachLogLoss(t, 100)
 		t.Log("eBPF loss injector: 10% of log0's 0x88B5 frames dropped, egress of both boxes")
 	}
 	detach := func() {
 		f.netemOff()
-		for _, lo := range losses {
-			if st, err := lo.Stats(); err == nil {
-				t.Logf("loss injector: %d of %d frames dropped", st.DroppedFrames, st.DroppedFrames+st.PassedFrames)
-			}
-			lo.Close()
+		if dropped, passed := loss.Stats(); dropped+passed > 0 {
+			t.Logf("loss injector: %d of %d frames dropped", dropped, dropped+passed)
 		}
-		losses = nil
+		loss.Detach()
 	}
 	t.Cleanup(detach)
 	f.holdNoFailover(20*time.Second, "10% loss on the logging link")
