@@ -392,19 +392,9 @@ func (c *channel) onHello(now time.Duration, frame []byte) error {
 		return fmt.Errorf("%w: %w", ErrFrame, err)
 	}
 	c.st.PeerEpochHeard = max(c.st.PeerEpochHeard, peer.Epoch)
-	if peer.Role == logwire.RolePrimary && !c.ours(peer.Nonce) {
-		// The peer is live in peer.Epoch (a primary says hello only in an
-		// epoch it won, or in the epoch 1 of a new pair): whoever hears
-		// it decides from the epochs (Primary.fence, Backup.fence).
-		c.livePeer = max(c.livePeer, peer.Epoch)
-		c.st.LivePeerEpoch = max(c.st.LivePeerEpoch, peer.Epoch)
-		c.st.PeerHelloAt = now
-	}
+	c.livePrimary(now, peer)
 	if c.role == logwire.RolePrimary {
 		if peer.Role == logwire.RolePrimary {
-			if peer.Epoch == c.epoch && !c.ours(peer.Nonce) {
-				c.rivalAt = max(now, 1)
-			}
 			return nil
 		}
 		if c.sess != nil || peer.Role != logwire.RoleBackup || c.hello.Nonce == ([32]byte{}) || peer.Echo != c.hello.Nonce {
@@ -461,8 +451,18 @@ func (c *channel) noteHello(now time.Duration, raw []byte) {
 	if err != nil || !h.IsHello() {
 		return
 	}
-	peer, _, err := c.ep.OpenHello(bytes.Clone(raw), c.epoch)
-	if err != nil || peer.Role != logwire.RolePrimary || c.ours(peer.Nonce) {
+	if peer, _, err := c.ep.OpenHello(bytes.Clone(raw), c.epoch); err == nil {
+		c.livePrimary(now, peer)
+	}
+}
+
+// livePrimary records an authentic hello of a primary (not our own): the
+// peer is live in peer.Epoch (a primary says hello only in an epoch it
+// won, or in the epoch 1 of a new pair), and whoever hears it decides from
+// the epochs (Primary.fence, Backup.fence); one of our own epoch heard by a
+// primary is a rival.
+func (c *channel) livePrimary(now time.Duration, peer logwire.Hello) {
+	if peer.Role != logwire.RolePrimary || c.ours(peer.Nonce) {
 		return
 	}
 	c.livePeer = max(c.livePeer, peer.Epoch)
