@@ -146,7 +146,6 @@ type Box struct {
 	lanPathMAC, lanPathPeer    net.HardwareAddr // second path: our source MAC, the peer's MAC
 	logMTU                     int
 	memSize                    uint64
-	epoch                      uint64
 	connectTimeout             time.Duration
 	schedule                   []time.Duration
 	notify                     func(string) error
@@ -175,10 +174,7 @@ type Box struct {
 	connecting    bool
 	connectBy     time.Duration
 	rebuilds      uint64
-	startRole     ftcore.Role // the role the core was (re)built in
-	join          bool        // the core is a joining backup (state transfer)
-	startClaim    bool        // the core is a primary that must win its epoch first (ftcore.Config.StartClaim)
-	coldStart     bool        // … and its fresh guest replaces state lost in a double failure
+	plan          ftcore.Start // how the current core was (re)built: role, epoch, joining, claiming, cold
 	joinedAt      time.Duration
 	startedAt     time.Duration // when the current core was built
 	learned       string        // how the start epoch was learned, for the log and status
@@ -291,7 +287,7 @@ func NewBox(cfg *Config, opts BoxOptions) (b *Box, err error) {
 		lanIn: make(chan []byte, 1024), logIn: make(chan []byte, 4096), lanPathIn: make(chan []byte, 256),
 		arbIn: make(chan arbAnswer, 4), arbCur: make(chan arbCurrent, 1), ackReq: make(chan chan *Status), ctl: make(chan chan *Status), portErr: make(chan error, 4),
 		stop: make(chan struct{}), running: make(chan struct{}),
-		epoch: max(opts.Epoch, 1), startRole: preferredRole(cfg), connectTimeout: opts.ConnectTimeout, schedule: opts.Announce,
+		plan: ftcore.Start{Role: preferredRole(cfg), Epoch: max(opts.Epoch, 1)}, connectTimeout: opts.ConnectTimeout, schedule: opts.Announce,
 		notify: opts.Notify,
 	}
 	if b.log == nil {
@@ -464,12 +460,12 @@ func preferredRole(cfg *Config) ftcore.Role {
 // backup follows its primary's epoch).
 func (b *Box) learnEpoch(ctx context.Context) {
 	if b.opts.Epoch != 0 {
-		b.epoch, b.startRole, b.learned = b.opts.Epoch, preferredRole(b.cfg), "--epoch"
+		b.plan, b.learned = ftcore.Start{Role: preferredRole(b.cfg), Epoch: b.opts.Epoch}, "--epoch"
 		return
 	}
 	q := b.opts.Arbiter
 	if q == nil {
-		b.epoch, b.startRole, b.learned = 1, preferredRole(b.cfg), "no arbiter to ask"
+		b.plan, b.learned = ftcore.Start{Role: preferredRole(b.cfg), Epoch: 1}, "no arbiter to ask"
 		return
 	}
 	timeout := max(b.cfg.Arbiter.Timeout.Duration, 100*time.Millisecond)
@@ -479,21 +475,19 @@ func (b *Box) learnEpoch(ctx context.Context) {
 		d, err := q.Query(qctx, b.cfg.Box.Name)
 		cancel()
 		if err == nil {
-			st := ftcore.StartRole(b.cfg.Box.Name, b.cfg.Box.PreferredRole == "primary", d.Epoch, d.Holder)
-			b.epoch, b.startRole, b.join, b.startClaim, b.coldStart = st.Epoch, st.Role, st.Join, st.Claim, st.Cold
+			b.plan = ftcore.StartRole(b.cfg.Box.Name, b.cfg.Box.PreferredRole == "primary", d.Epoch, d.Holder)
 			b.learned = fmt.Sprintf("arbiter: latest grant epoch %d to %q", d.Epoch, d.Holder)
 			return
 		}
 		if ctx.Err() != nil || time.Now().After(deadline) {
-			b.epoch, b.startRole, b.learned = 1, preferredRole(b.cfg), "arbiter did not answer: "+err.Error()
+			b.plan, b.learned = ftcore.Start{Role: preferredRole(b.cfg), Epoch: 1}, "arbiter did not answer: "+err.Error()
 			b.log.Warn("cannot learn the epoch from the arbiter; starting in the configured role in epoch 1 (a live peer's hello corrects it)", "err", err)
 			return
 		}
 	}
 }
 
-// newCore builds a fresh guest and the ftcore side for b.startRole in
-// b.epoch (a joining backup if b.join).
+// newCore builds a fresh guest and the ftcore side as b.plan says.
 func (b *Box) newCore() error {
 	m, err := b.newMachine()
 	if err != nil {
@@ -508,14 +502,14 @@ func (b *Box) newCore() error {
 		slice = defaultBoxSlice
 	}
 	cc := ftcore.Config{
-		Name: b.cfg.Box.Name, Epoch: b.epoch, Endpoint: ep, Rand: rand.Reader,
+		Name: b.cfg.Box.Name, Epoch: b.plan.Epoch, Endpoint: ep, Rand: rand.Reader,
 		HeartbeatInterval: b.cfg.Heartbeat.Interval.Duration, Timeout: b.cfg.Heartbeat.Timeout.Duration,
-		Slice: slice, ConnectTimeout: b.connectTimeout, Join: b.join,
+		Slice: slice, ConnectTimeout: b.connectTimeout, Join: b.plan.Join,
 		SecondPath: b.lanPath != nil,
-		StartClaim: b.startClaim && b.opts.Arbiter != nil, ColdStart: b.coldStart,
+		StartClaim: b.plan.Claim && b.opts.Arbiter != nil, ColdStart: b.plan.Cold,
 	}
 	var n node
-	if b.startRole == ftcore.RolePrimary {
+	if b.plan.Role == ftcore.RolePrimary {
 		n, err = ftcore.NewPrimary(cc, GuestMachine{m})
 	} else {
 		n, err = ftcore.NewBackup(cc, GuestMachine{m})
@@ -545,8 +539,7 @@ func (b *Box) newCore() error {
 // arbiter refused this box the epoch its peer now holds.
 func (b *Box) rejoin(now time.Duration, epoch uint64, why string) {
 	b.log.Info("rejoining as backup (state transfer)", "epoch", epoch, "why", why)
-	b.epoch, b.startRole, b.join = epoch, ftcore.RoleBackup, true
-	b.startClaim, b.coldStart = false, false
+	b.plan = ftcore.Start{Role: ftcore.RoleBackup, Epoch: epoch, Join: true}
 	b.rejoins++
 	if err := b.newCore(); err != nil {
 		b.warn(now, "rejoin", err)
@@ -576,7 +569,7 @@ func (b *Box) Run(ctx context.Context) error {
 		return err
 	}
 	b.startedAt = b.now()
-	if b.join {
+	if b.plan.Join {
 		b.joinedAt = b.startedAt
 	}
 	if b.connectTimeout > 0 {
@@ -611,7 +604,7 @@ func (b *Box) Run(ctx context.Context) error {
 		b.closePorts()
 		wg.Wait()
 	}()
-	b.log.Info("box running", "role", b.role, "epoch", b.epoch, "joining", b.join, "epoch_from", b.learned, "arbiter", b.opts.Arbiter != nil,
+	b.log.Info("box running", "role", b.role, "epoch", b.plan.Epoch, "joining", b.plan.Join, "epoch_from", b.learned, "arbiter", b.opts.Arbiter != nil,
 		"second_path", b.cfg.LAN.HeartbeatInterface)
 	_ = b.notify("READY=1\nSTATUS=" + b.sdStatus())
 	timer := time.NewTimer(time.Hour)
@@ -1568,7 +1561,7 @@ func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
 		case st.Syncing && st.Role == ftcore.RoleBackup && !s.Peer.Connected && b.peerEver != 0:
 			bad(ExitCritical, "SYNCING: the primary fell silent %s ago before the state transfer completed: this box holds no state to take over with, and nothing may be serving",
 				age(ms(now-b.peerEver)))
-		case st.Syncing && st.Role == ftcore.RoleBackup && b.join && st.PeerLastHeard == 0 && !helloLive && now-b.startedAt > joinSilence(b.cfg):
+		case st.Syncing && st.Role == ftcore.RoleBackup && b.plan.Join && st.PeerLastHeard == 0 && !helloLive && now-b.startedAt > joinSilence(b.cfg):
 			// The arbiter named the peer the live box, yet it says no
 			// hello: it is likely down, and then nothing serves.
 			bad(ExitCritical, "SYNCING: joining as backup in epoch %d, but the live primary has not been heard on %s in the %s since this box started: it may be down, and nothing may be serving",
@@ -1652,7 +1645,7 @@ func (b *Box) notTakingOver() string {
 		return "its replica diverged"
 	case b.opts.Arbiter == nil:
 		return "no arbiter is configured"
-	case b.join:
+	case b.plan.Join:
 		return "it joined and holds no complete state"
 	}
 	return "waiting for failure detection"

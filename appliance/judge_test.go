@@ -52,19 +52,19 @@ func TestJudge(t *testing.T) {
 			s.Peer.Connected, b.arbClaim = false, 2
 		}, ExitCritical, "HOLDING OUTPUT"},
 		{"joiner whose primary died mid-transfer", func(b *Box, st *ftcore.Status, s *Status) {
-			b.role, st.Role, st.Syncing, s.Peer.Connected, b.join = ftcore.RoleBackup, ftcore.RoleBackup, true, false, true
+			b.role, st.Role, st.Syncing, s.Peer.Connected, b.plan.Join = ftcore.RoleBackup, ftcore.RoleBackup, true, false, true
 			b.peerEver = now - 2*time.Second
 		}, ExitCritical, "SYNCING: the primary fell silent"},
 		{"joiner hearing its primary only on the LAN", func(b *Box, st *ftcore.Status, s *Status) {
-			b.role, st.Role, st.Syncing, s.Peer.Connected, b.join = ftcore.RoleBackup, ftcore.RoleBackup, true, false, true
+			b.role, st.Role, st.Syncing, s.Peer.Connected, b.plan.Join = ftcore.RoleBackup, ftcore.RoleBackup, true, false, true
 			b.peerEver, st.PeerHelloAt = now-3*time.Second, now-15*time.Millisecond
 		}, ExitWarning, "SYNCING: joining as backup in epoch 1: the live primary says hello"},
 		{"joiner waiting for its first snapshot", func(b *Box, st *ftcore.Status, s *Status) {
-			b.role, st.Role, st.Syncing, s.Peer.Connected, b.join, b.peerEver = ftcore.RoleBackup, ftcore.RoleBackup, true, false, true, 0
+			b.role, st.Role, st.Syncing, s.Peer.Connected, b.plan.Join, b.peerEver = ftcore.RoleBackup, ftcore.RoleBackup, true, false, true, 0
 			st.PeerLastHeard, b.startedAt = 0, now-200*time.Millisecond
 		}, ExitWarning, "SYNCING: joining as backup"},
 		{"joiner whose primary never said hello", func(b *Box, st *ftcore.Status, s *Status) {
-			b.role, st.Role, st.Syncing, s.Peer.Connected, b.join, b.peerEver = ftcore.RoleBackup, ftcore.RoleBackup, true, false, true, 0
+			b.role, st.Role, st.Syncing, s.Peer.Connected, b.plan.Join, b.peerEver = ftcore.RoleBackup, ftcore.RoleBackup, true, false, true, 0
 			st.PeerLastHeard, b.startedAt = 0, now-3*time.Second
 		}, ExitCritical, "SYNCING: joining as backup in epoch 1, but the live primary has not been heard"},
 		{"arbiter unreachable", func(b *Box, _ *ftcore.Status, _ *Status) {
