@@ -225,7 +225,7 @@ type Box struct {
 	rivals      uint64
 	rivalAlarm  *AlarmStatus // unacknowledged rival primary
 	yields      uint64
-	peerEver    time.Duration // the peer was last heard, over every core of this process (0: never)
+	peerEver    time.Duration // the peer was last heard by an earlier core of this process (0: never); see judge
 	queryBusy   bool
 	queryAt     time.Duration // next current-epoch query
 	queryOK     time.Duration // last answer (0: none)
@@ -526,6 +526,7 @@ func (b *Box) newCore() error {
 			b.prevGaps[i] += v
 		}
 		b.prevGapMax = max(b.prevGapMax, st.PeerGapMax)
+		b.peerEver = max(b.peerEver, st.PeerLastHeard)
 	}
 	b.node, b.m, b.role = n, m, n.Role()
 	b.mipsIC = 0
@@ -994,9 +995,6 @@ func (b *Box) flush(now time.Duration) {
 				b.log.Error("gate", "err", err)
 			}
 		}
-	}
-	if st := b.node.Status(); st.PeerLastHeard != 0 {
-		b.peerEver = max(b.peerEver, st.PeerLastHeard)
 	}
 	for _, e := range ob.Events {
 		if e.Kind == ftcore.EventYield {
@@ -1520,6 +1518,8 @@ func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
 		bad(ExitCritical, "SPLIT-BRAIN SUSPECTED: frames from the guest's MAC %s arrived from the LAN %s ago while this box is live (%d since start)",
 			b.guestMAC, age(ms(now-b.foreignAt)), s.Counters.ForeignGuestFrames)
 	}
+	// When the peer was last heard by any core of this process (0: never).
+	peerEver := max(b.peerEver, st.PeerLastHeard)
 	// The peer said hello as a live primary recently (either path).
 	helloLive := st.PeerHelloAt != 0 && now-st.PeerHelloAt <= b.cfg.Heartbeat.Timeout.Duration
 	switch s.Protection {
@@ -1542,8 +1542,8 @@ func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
 			bad(ExitWarning, "UNPROTECTED: the guest runs with no backup (a restarted peer rejoins as backup by state transfer)")
 		case st.Role == ftcore.RolePrimary && b.arbClaim > st.Epoch:
 			bad(ExitCritical, "HOLDING OUTPUT: the backup is lost; nothing is released until the arbiter grants epoch %d%s", b.arbClaim, b.arbiterTrouble())
-		case st.Role == ftcore.RoleBackup && b.peerEver != 0:
-			bad(ExitCritical, "PEER SILENT: the primary was last heard %s ago; this backup is not taking over (%s)", age(ms(now-b.peerEver)), b.notTakingOver())
+		case st.Role == ftcore.RoleBackup && peerEver != 0:
+			bad(ExitCritical, "PEER SILENT: the primary was last heard %s ago; this backup is not taking over (%s)", age(ms(now-peerEver)), b.notTakingOver())
 		default:
 			bad(ExitWarning, "UNPROTECTED: peer not heard for %s", age(s.Peer.LastHeardAgoMS))
 		}
@@ -1558,9 +1558,9 @@ func (b *Box) judge(s *Status, st ftcore.Status, now time.Duration) {
 			// logging link carries no session: it serves; we wait.
 			bad(ExitWarning, "SYNCING: joining as backup in epoch %d: the live primary says hello (%s ago) but no state transfer runs on %s: is the logging link down?",
 				st.Epoch, age(ms(now-st.PeerHelloAt)), b.cfg.LogLink.Interface)
-		case st.Syncing && st.Role == ftcore.RoleBackup && !s.Peer.Connected && b.peerEver != 0:
+		case st.Syncing && st.Role == ftcore.RoleBackup && !s.Peer.Connected && peerEver != 0:
 			bad(ExitCritical, "SYNCING: the primary fell silent %s ago before the state transfer completed: this box holds no state to take over with, and nothing may be serving",
-				age(ms(now-b.peerEver)))
+				age(ms(now-peerEver)))
 		case st.Syncing && st.Role == ftcore.RoleBackup && b.plan.Join && st.PeerLastHeard == 0 && !helloLive && now-b.startedAt > joinSilence(b.cfg):
 			// The arbiter named the peer the live box, yet it says no
 			// hello: it is likely down, and then nothing serves.
